@@ -1,0 +1,1 @@
+"""clinops: a Kubernetes-native MLOps platform for clinical machine learning."""

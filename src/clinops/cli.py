@@ -1,0 +1,200 @@
+"""The clinops command line: one readable error line and a non-zero exit for bad input, never a traceback."""
+
+from __future__ import annotations
+
+import functools
+import os
+import sys
+from collections.abc import Callable
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated, ParamSpec
+
+import typer
+from pydantic import ValidationError
+from rich.console import Console
+from rich.table import Table
+
+from clinops.errors import ClinopsError
+
+if TYPE_CHECKING:
+    from clinops.data.generator import GeneratorConfig
+    from clinops.lake.store import Lake
+
+app = typer.Typer(
+    name="clinops",
+    help="clinops: clinical MLOps on Kubernetes, or on this machine with no cluster.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    add_completion=False,
+)
+lake_app = typer.Typer(help="Lake layer jobs.", no_args_is_help=True)
+app.add_typer(lake_app, name="lake")
+
+console = Console(stderr=True)
+out = Console()
+
+P = ParamSpec("P")
+
+
+def _readable_errors(command: Callable[P, None]) -> Callable[P, None]:
+    """Expected failures end the command with one line on stderr and exit code 1 (2 for invalid input)."""
+
+    @functools.wraps(command)
+    def run(*args: P.args, **kwargs: P.kwargs) -> None:
+        try:
+            command(*args, **kwargs)
+        except ValidationError as exc:
+            first = exc.errors()[0]
+            where = ".".join(str(part) for part in first["loc"])
+            console.print(f"error: {where}: {first['msg']}", markup=False, highlight=False, soft_wrap=True)
+            raise typer.Exit(2) from None
+        except (ClinopsError, OSError) as exc:
+            console.print(f"error: {exc}", markup=False, highlight=False, soft_wrap=True)
+            raise typer.Exit(1) from None
+
+    return run
+
+
+DEFAULT_LAKE = os.environ.get("CLINOPS_LAKE", ".clinops/lake")
+LakeOption = Annotated[
+    str, typer.Option("--lake", help="Lake root: a directory or s3://bucket/prefix (env CLINOPS_LAKE).")
+]
+PatientsOption = Annotated[int, typer.Option(min=1, max=2_000_000, help="Number of patients.")]
+SeedOption = Annotated[int, typer.Option(min=0, help="Seed of every random draw.")]
+CovariateOption = Annotated[
+    float, typer.Option(min=0.0, max=3.0, help="Covariate shift: older, sicker population (0 = none).")
+]
+RateOption = Annotated[
+    float | None, typer.Option(min=0.0, max=1.0, help="Prior shift: target readmission rate.")
+]
+ConceptOption = Annotated[float, typer.Option(min=0.0, max=1.0, help="Concept shift of the risk function (0-1).")]
+
+
+# Heavy imports (pandas, pyarrow) happen inside commands so `clinops --help` answers at once.
+def _lake(root: str) -> Lake:
+    from clinops.lake.store import Lake
+
+    return Lake(root)
+
+
+def _config(patients: int, seed: int, covariate_shift: float, readmission_rate: float | None,
+            concept_shift: float, days: int) -> GeneratorConfig:
+    from clinops.data.generator import DriftKnobs, GeneratorConfig
+
+    return GeneratorConfig(
+        patients=patients,
+        seed=seed,
+        days=days,
+        drift=DriftKnobs(
+            covariate_shift=covariate_shift, readmission_rate=readmission_rate, concept_shift=concept_shift
+        ),
+    )
+
+
+@app.command()
+@_readable_errors
+def generate(
+    lake: LakeOption = DEFAULT_LAKE,
+    patients: PatientsOption = 2000,
+    seed: SeedOption = 7,
+    days: Annotated[int, typer.Option(min=1, max=3650, help="Admission window in days.")] = 90,
+    covariate_shift: CovariateOption = 0.0,
+    readmission_rate: RateOption = None,
+    concept_shift: ConceptOption = 0.0,
+    stdout: Annotated[bool, typer.Option("--stdout", help="Write raw events as JSON lines to stdout.")] = False,
+) -> None:
+    """Generate a synthetic cohort and its event streams (to the lake's bronze layer, or stdout)."""
+    from clinops.data.emit import emit_jsonl, emit_to_lake
+    from clinops.data.generator import generate as generate_cohort
+
+    config = _config(patients, seed, covariate_shift, readmission_rate, concept_shift, days)
+    with console.status("Generating cohort"):
+        cohort = generate_cohort(config)
+    if stdout:
+        emit_jsonl(cohort, sys.stdout)
+        return
+    target = _lake(lake)
+    with console.status("Writing bronze") as status:
+        report = emit_to_lake(cohort, target, progress=lambda topic, n: status.update(f"Wrote {n} {topic}"))
+    table = Table("topic", "records", title=f"bronze in {target.uri()}")
+    for topic, count in report.records.items():
+        table.add_row(topic, f"{count:,}")
+    out.print(table)
+    out.print(f"{len(cohort.patients):,} patients, {len(cohort.encounters):,} encounters, "
+              f"{report.bronze_objects:,} bronze objects")
+
+
+@lake_app.command("bronze-to-silver")
+@_readable_errors
+def bronze_to_silver(lake: LakeOption = DEFAULT_LAKE) -> None:
+    """Validate and standardise bronze into silver Parquet; invalid records go to quarantine with reasons."""
+    from clinops.lake.silver import bronze_to_silver as run
+
+    with console.status("bronze → silver") as status:
+        report = run(_lake(lake), progress=lambda entity: status.update(f"Validating {entity}"))
+    table = Table("entity", "bronze records", "silver", "quarantined", "replays dropped", title="bronze → silver")
+    for entity, r in report.entities.items():
+        table.add_row(entity, f"{r.records:,}", f"{r.valid:,}", f"{r.quarantined:,}", f"{r.replayed:,}")
+    out.print(table)
+    _print_reasons(report.reason_totals())
+
+
+def _print_reasons(reasons: dict[str, int], limit: int = 12) -> None:
+    table = Table("quarantine reason", "records", title="quarantine")
+    for reason, count in list(reasons.items())[:limit]:
+        table.add_row(reason, f"{count:,}")
+    if len(reasons) > limit:
+        table.add_row(f"… {len(reasons) - limit} more", f"{sum(list(reasons.values())[limit:]):,}")
+    out.print(table)
+
+
+@app.command()
+@_readable_errors
+def features(lake: LakeOption = DEFAULT_LAKE) -> None:
+    """Build the gold per-encounter feature table from silver."""
+    from clinops.features.offline import build_gold
+
+    target = _lake(lake)
+    with console.status("silver → gold"):
+        gold = build_gold(target)
+    out.print(f"gold/encounters: {len(gold):,} encounters × {gold.shape[1]} columns in {target.uri()}")
+
+
+@app.command("load-csv")
+@_readable_errors
+def load_csv(
+    path: Annotated[Path, typer.Argument(help="CSV file with one row per encounter.")],
+    mapping: Annotated[str, typer.Option(help="Built-in mapping name or a YAML mapping file.")] = "uci-diabetes",
+    table: Annotated[str, typer.Option(help="Gold table to write.")] = "uci_diabetes",
+    lake: LakeOption = DEFAULT_LAKE,
+) -> None:
+    """Load a real tabular dataset into a gold table through a schema mapping."""
+    from clinops.data.tabular import load_csv as run
+    from clinops.data.tabular import load_mapping
+
+    result = run(path, load_mapping(mapping), _lake(lake), table=table)
+    out.print(f"gold/{result.table}: {result.loaded:,} of {result.rows:,} rows loaded, "
+              f"{result.quarantined:,} quarantined")
+    if result.reasons:
+        _print_reasons(dict(sorted(result.reasons.items(), key=lambda item: -item[1])))
+
+
+@app.command()
+@_readable_errors
+def demo(
+    lake: LakeOption = DEFAULT_LAKE,
+    patients: PatientsOption = 3000,
+    seed: SeedOption = 7,
+) -> None:
+    """Run the closed loop on this machine: data → bronze → silver → gold, with a summary."""
+    from clinops.demo import run_demo
+    from clinops.summary import render_summary
+
+    target = _lake(lake)
+    with console.status("Starting") as status:
+        result = run_demo(target, _config(patients, seed, 0.0, None, 0.0, 90), stage=status.update)
+    render_summary(out, result, target)
+
+
+def main() -> None:
+    app()

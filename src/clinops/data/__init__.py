@@ -1,0 +1,1 @@
+"""Synthetic clinical data, record schemas, validation and quality scoring."""

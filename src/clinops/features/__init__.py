@@ -1,0 +1,1 @@
+"""Feature definitions and offline feature tables."""

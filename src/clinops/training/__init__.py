@@ -1,0 +1,1 @@
+"""Training: splits, trainers, search, evaluation and the registry."""
