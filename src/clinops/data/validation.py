@@ -107,7 +107,8 @@ def _convert_units(
     known = (units == canonical).fillna(False).to_numpy()
     for unit, (scale, offset) in conversions.items():
         rows = (units == unit).fillna(False).to_numpy()
-        out[rows] = values[rows] * scale + offset
+        # Rounded so a value exactly at a limit in one unit stays within it in the other (no float fuzz).
+        out[rows] = (values[rows] * scale + offset).round(6)
         converted |= rows
         known |= rows
     return out, converted, ~known

@@ -1,0 +1,52 @@
+# clinops entry points. Everything installs from the package registries into caches outside the repo.
+SHELL := /bin/bash
+CACHE ?= $(HOME)/.cache/clinops
+PYTHON ?= python3.11
+UV_VERSION := 0.13.8
+UV := $(CACHE)/tools/uv-$(UV_VERSION)/bin/uv
+export UV_PYTHON_DOWNLOADS := never
+export UV_CACHE_DIR ?= $(HOME)/.cache/uv
+export UV_LINK_MODE := copy
+
+CORE_ENV := .venv
+CORE_STAMP := $(CORE_ENV)/.synced
+
+.PHONY: demo test test-unit test-integration test-e2e lint bench env clean
+.DEFAULT_GOAL := demo
+
+$(UV):
+	$(PYTHON) -m venv $(CACHE)/tools/uv-$(UV_VERSION)
+	$(CACHE)/tools/uv-$(UV_VERSION)/bin/pip install --quiet --disable-pip-version-check uv==$(UV_VERSION)
+
+# The core env follows uv.lock exactly; it is re-synced whenever the project metadata changes.
+$(CORE_STAMP): pyproject.toml uv.lock | $(UV)
+	$(UV) sync --frozen --python $(PYTHON) --extra core --extra dev
+	touch $@
+
+env: $(CORE_STAMP)
+
+demo: $(CORE_STAMP)
+	$(CORE_ENV)/bin/clinops demo
+
+lint: $(CORE_STAMP)
+	$(CORE_ENV)/bin/ruff check src tests benchmarks
+	$(CORE_ENV)/bin/ruff format --check src tests benchmarks
+	$(CORE_ENV)/bin/mypy
+
+test: lint
+	$(CORE_ENV)/bin/pytest
+
+test-unit: $(CORE_STAMP)
+	$(CORE_ENV)/bin/pytest -m unit
+
+test-integration: $(CORE_STAMP)
+	$(CORE_ENV)/bin/pytest -m integration
+
+test-e2e: $(CORE_STAMP)
+	$(CORE_ENV)/bin/pytest -m e2e
+
+bench: $(CORE_STAMP)
+	@for script in benchmarks/bench_*.py; do $(CORE_ENV)/bin/python $$script; done
+
+clean:
+	rm -rf $(CORE_ENV) .clinops .pytest_cache .mypy_cache .ruff_cache
