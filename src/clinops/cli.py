@@ -64,9 +64,7 @@ SeedOption = Annotated[int, typer.Option(min=0, help="Seed of every random draw.
 CovariateOption = Annotated[
     float, typer.Option(min=0.0, max=3.0, help="Covariate shift: older, sicker population (0 = none).")
 ]
-RateOption = Annotated[
-    float | None, typer.Option(min=0.0, max=1.0, help="Prior shift: target readmission rate.")
-]
+RateOption = Annotated[float | None, typer.Option(min=0.0, max=1.0, help="Prior shift: target readmission rate.")]
 ConceptOption = Annotated[float, typer.Option(min=0.0, max=1.0, help="Concept shift of the risk function (0-1).")]
 
 
@@ -77,8 +75,14 @@ def _lake(root: str) -> Lake:
     return Lake(root)
 
 
-def _config(patients: int, seed: int, covariate_shift: float, readmission_rate: float | None,
-            concept_shift: float, days: int) -> GeneratorConfig:
+def _config(
+    patients: int,
+    seed: int,
+    covariate_shift: float,
+    readmission_rate: float | None,
+    concept_shift: float,
+    days: int,
+) -> GeneratorConfig:
     from clinops.data.generator import DriftKnobs, GeneratorConfig
 
     return GeneratorConfig(
@@ -120,8 +124,10 @@ def generate(
     for topic, count in report.records.items():
         table.add_row(topic, f"{count:,}")
     out.print(table)
-    out.print(f"{len(cohort.patients):,} patients, {len(cohort.encounters):,} encounters, "
-              f"{report.bronze_objects:,} bronze objects")
+    out.print(
+        f"{len(cohort.patients):,} patients, {len(cohort.encounters):,} encounters, "
+        f"{report.bronze_objects:,} bronze objects"
+    )
 
 
 @lake_app.command("bronze-to-silver")
@@ -173,8 +179,9 @@ def load_csv(
     from clinops.data.tabular import load_mapping
 
     result = run(path, load_mapping(mapping), _lake(lake), table=table)
-    out.print(f"gold/{result.table}: {result.loaded:,} of {result.rows:,} rows loaded, "
-              f"{result.quarantined:,} quarantined")
+    out.print(
+        f"gold/{result.table}: {result.loaded:,} of {result.rows:,} rows loaded, {result.quarantined:,} quarantined"
+    )
     if result.reasons:
         _print_reasons(dict(sorted(result.reasons.items(), key=lambda item: -item[1])))
 

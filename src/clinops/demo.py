@@ -24,9 +24,7 @@ class DemoResult:
     oracle: OracleScore
 
 
-def run_demo(
-    lake: Lake, config: GeneratorConfig, *, stage: Callable[[str], None] = lambda _: None
-) -> DemoResult:
+def run_demo(lake: Lake, config: GeneratorConfig, *, stage: Callable[[str], None] = lambda _: None) -> DemoResult:
     """generate → bronze → silver (+quarantine) → gold → oracle score."""
     stage("Generating the synthetic cohort")
     cohort = generate(config)

@@ -42,7 +42,7 @@ def test_in_flight_temp_files_are_invisible(lake) -> None:
     lake.write_bytes("x/visible.jsonl", b"{}\n")
     lake.write_bytes("x/.partial.jsonl.tmp", b"{")
     lake.write_bytes("x/_SUCCESS", b"")
-    assert lake.list("x/") == ["x/visible.jsonl"]
+    assert lake.keys("x/") == ["x/visible.jsonl"]
 
 
 def test_parquet_round_trip_and_missing_data(lake) -> None:
@@ -77,8 +77,7 @@ def test_bronze_key_names_topic_partition_and_offsets() -> None:
 
 def _records(offsets: range, hour_of: callable) -> list[TransportRecord]:
     return [
-        TransportRecord(offset=o, timestamp_ms=T0 + hour_of(o) * HOUR_MS, value=orjson.dumps({"n": o}))
-        for o in offsets
+        TransportRecord(offset=o, timestamp_ms=T0 + hour_of(o) * HOUR_MS, value=orjson.dumps({"n": o})) for o in offsets
     ]
 
 
@@ -98,7 +97,7 @@ def test_rewriting_a_batch_overwrites_never_duplicates(lake) -> None:
     writer = BronzeWriter(lake)
     writer.write("lab-results", 1, records)
     writer.write("lab-results", 1, records)  # e.g. a crash before the offset commit, then a retry
-    keys = lake.list("bronze/lab-results/")
+    keys = lake.keys("bronze/lab-results/")
     assert keys == ["bronze/lab-results/date=2026-01-01/hour=00/lab-results-1-0-49.jsonl"]
     assert len(lake.read_bytes(keys[0]).splitlines()) == 50
 
@@ -111,9 +110,10 @@ def test_malformed_messages_go_to_quarantine_with_reasons(lake) -> None:
         TransportRecord(3, T0, b'{\n "multi": "line"\n}'),
     ]
     result = BronzeWriter(lake).write("adverse-events", 0, records)
-    assert result.records == 2 and result.quarantined == 2
+    assert result.records == 2
+    assert result.quarantined == 2
     assert lake.read_bytes(result.objects[0]).splitlines() == [b'{"ok": 1}', b'{"multi":"line"}']
-    (quarantined,) = lake.list("quarantine/adverse_events/")
+    (quarantined,) = lake.keys("quarantine/adverse_events/")
     assert quarantined.endswith("adverse-events-0-0-3.ingest.jsonl")
     entries = [orjson.loads(line) for line in lake.read_bytes(quarantined).splitlines()]
     assert [e["offset"] for e in entries] == [1, 2]

@@ -18,23 +18,27 @@ def silver_lake(lake, small_cohort):
 
 def test_every_bronze_record_lands_in_silver_or_quarantine(silver_lake) -> None:
     lake, emitted, report = silver_lake
-    for topic, entity in [("patient-vitals", "vitals"), ("medications", "medications"),
-                          ("lab-results", "lab_results"), ("adverse-events", "adverse_events")]:
+    for topic, entity in [
+        ("patient-vitals", "vitals"),
+        ("medications", "medications"),
+        ("lab-results", "lab_results"),
+        ("adverse-events", "adverse_events"),
+    ]:
         r = report.entities[entity]
         assert r.records == emitted.records[topic]
         assert r.valid + r.quarantined + r.replayed == r.records
         quarantined_lines = sum(
-            len(lake.read_bytes(k).splitlines()) for k in lake.list(f"quarantine/{entity}/", ".validation.jsonl")
+            len(lake.read_bytes(k).splitlines()) for k in lake.keys(f"quarantine/{entity}/", ".validation.jsonl")
         )
         assert quarantined_lines == r.quarantined
-        silver_rows = sum(pq.read_metadata(lake.path(k)).num_rows for k in lake.list(f"silver/{entity}/"))
+        silver_rows = sum(pq.read_metadata(lake.path(k)).num_rows for k in lake.keys(f"silver/{entity}/"))
         assert silver_rows == r.valid
 
 
 def test_quarantine_keeps_the_record_and_its_reasons(silver_lake) -> None:
     lake, _, report = silver_lake
     assert report.quarantined > 0
-    key = lake.list("quarantine/vitals/")[0]
+    key = lake.keys("quarantine/vitals/")[0]
     entry = orjson.loads(lake.read_bytes(key).splitlines()[0])
     assert entry["reasons"]
     assert entry["record"]["event_type"] == "vitals"
@@ -56,7 +60,7 @@ def test_dirt_is_caught_and_repaired(silver_lake) -> None:
 
 def test_silver_has_the_declared_schema_and_date_partitions(silver_lake) -> None:
     lake, _, _ = silver_lake
-    keys = lake.list("silver/medications/")
+    keys = lake.keys("silver/medications/")
     assert all("/date=2026-" in k for k in keys)
     table = pq.read_table(lake.path(keys[0]))
     assert table.schema.equals(silver_schema(EventType.MEDICATION), check_metadata=False)
@@ -64,7 +68,7 @@ def test_silver_has_the_declared_schema_and_date_partitions(silver_lake) -> None
 
 def test_rerun_yields_identical_silver(silver_lake) -> None:
     lake, _, _ = silver_lake
-    before = {k: lake.read_bytes(k) for k in lake.list("silver/") + lake.list("quarantine/")}
+    before = {k: lake.read_bytes(k) for k in lake.keys("silver/") + lake.keys("quarantine/")}
     bronze_to_silver(lake)
-    after = {k: lake.read_bytes(k) for k in lake.list("silver/") + lake.list("quarantine/")}
+    after = {k: lake.read_bytes(k) for k in lake.keys("silver/") + lake.keys("quarantine/")}
     assert before == after

@@ -36,7 +36,14 @@ def vitals(**changes) -> dict:
 
 
 def lab(**changes) -> dict:
-    record = {**ENVELOPE, "event_type": "lab_result", "source": "lis", "test": "glucose", "value": 110, "unit": "mg/dL"}
+    record = {
+        **ENVELOPE,
+        "event_type": "lab_result",
+        "source": "lis",
+        "test": "glucose",
+        "value": 110,
+        "unit": "mg/dL",
+    }
     record.update(changes)
     return record
 
@@ -57,7 +64,13 @@ def medication(**changes) -> dict:
 
 
 def adverse(**changes) -> dict:
-    record = {**ENVELOPE, "event_type": "adverse_event", "source": "incident-report", "kind": "fall", "grade": 2}
+    record = {
+        **ENVELOPE,
+        "event_type": "adverse_event",
+        "source": "incident-report",
+        "kind": "fall",
+        "grade": 2,
+    }
     record.update(changes)
     return record
 
@@ -228,8 +241,12 @@ def test_medication_without_route_is_kept_with_lower_quality() -> None:
 
 @pytest.mark.parametrize(
     ("changes", "reason"),
-    [({"kind": "alien_abduction"}, "unknown_kind"), ({"grade": 9}, "out_of_range:grade"),
-     ({"grade": 2.5}, "out_of_range:grade"), ({"grade": "bad"}, "not_numeric:grade")],
+    [
+        ({"kind": "alien_abduction"}, "unknown_kind"),
+        ({"grade": 9}, "out_of_range:grade"),
+        ({"grade": 2.5}, "out_of_range:grade"),
+        ({"grade": "bad"}, "not_numeric:grade"),
+    ],
 )
 def test_adverse_event_rules(changes, reason) -> None:
     assert reason in reasons_of(EventType.ADVERSE_EVENT, adverse(**changes))
@@ -253,9 +270,9 @@ def test_lab_panel_results_at_the_same_second_are_not_duplicates() -> None:
 
 
 def test_nothing_is_lost(small_cohort) -> None:
-    from clinops.data.dirt import raw_records
-
     import numpy as np
+
+    from clinops.data.dirt import raw_records
 
     raw = raw_records(small_cohort, EventType.VITALS, np.random.default_rng(0))
     result = validate(EventType.VITALS, raw)

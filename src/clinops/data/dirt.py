@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 import pandas as pd
+from numpy.typing import NDArray
 
 from clinops.data.generator import Cohort, DirtRates, opaque_ids
 from clinops.data.schemas import (
@@ -27,11 +30,12 @@ _GARBAGE_TIMESTAMPS = np.array(["2026-02-30T25:61:00Z", "yesterday", "0000-00-00
 _REQUIRED_TO_DROP = ("patient_id", "encounter_id", "timestamp", "source")
 
 
-def _pick(rng: np.random.Generator, n: int, rate: float) -> np.ndarray:
+def _pick(rng: np.random.Generator, n: int, rate: float) -> NDArray[Any]:
     return np.flatnonzero(rng.random(n) < rate)
 
 
-def _out_of_range(kind: EventType, frame: pd.DataFrame, field: str, rows: np.ndarray) -> np.ndarray:
+def _out_of_range(kind: EventType, frame: pd.DataFrame, field: str, rows: NDArray[Any]) -> NDArray[Any]:
+    limit: float | NDArray[Any]
     if kind is EventType.VITALS:
         limit = VITALS_BY_NAME[field].hard_max
     elif kind is EventType.LAB_RESULT:
@@ -44,7 +48,7 @@ def _out_of_range(kind: EventType, frame: pd.DataFrame, field: str, rows: np.nda
     return np.asarray(np.maximum(frame[field].to_numpy(dtype=float)[rows] * 10, limit * 1.5 + 1))
 
 
-def _alternative_units(kind: EventType, frame: pd.DataFrame, rows: np.ndarray) -> None:
+def _alternative_units(kind: EventType, frame: pd.DataFrame, rows: NDArray[Any]) -> None:
     if kind is EventType.VITALS:
         values = frame["temperature"].to_numpy(dtype=float)[rows]
         frame.loc[rows, "temperature"] = np.round(values * 9 / 5 + 32, 1)

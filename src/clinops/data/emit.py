@@ -5,11 +5,12 @@ from __future__ import annotations
 import zlib
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
-from typing import IO
+from typing import IO, Any
 
 import numpy as np
 import pandas as pd
 import pyarrow as pa
+from numpy.typing import NDArray
 
 from clinops.data.dirt import RECORD_TIME_COLUMN, raw_records
 from clinops.data.generator import LATENT_COLUMNS, Cohort
@@ -30,7 +31,7 @@ class EmitReport:
     quarantined_at_ingest: int = 0
 
 
-def partition_for(keys: pd.Series, partitions: int) -> np.ndarray:
+def partition_for(keys: pd.Series, partitions: int) -> NDArray[Any]:
     """Partition by key like librdkafka's ``consistent`` partitioner (CRC32 of the key bytes)."""
     return np.array([zlib.crc32(str(k).encode()) % partitions for k in keys.tolist()], dtype=np.int64)
 
@@ -97,7 +98,7 @@ def write_reference_tables(cohort: Cohort, lake: Lake) -> None:
 def emit_jsonl(cohort: Cohort, out: IO[str]) -> EmitReport:
     """The raw event streams as JSON lines in send order (all topics merged by transport time)."""
     report = EmitReport()
-    times: list[np.ndarray] = []
+    times: list[NDArray[Any]] = []
     lines: list[bytes] = []
     for kind, frame in _raw_frames(cohort):
         report.records[TOPIC_BY_EVENT_TYPE[kind]] = len(frame)

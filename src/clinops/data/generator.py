@@ -4,9 +4,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
+from typing import Any
 
 import numpy as np
 import pandas as pd
+from numpy.typing import NDArray
 from pydantic import BaseModel, ConfigDict, Field
 from scipy.special import expit
 
@@ -58,11 +60,12 @@ class DirtRates(BaseModel):
     duplicate: float = Field(0.01, ge=0, le=0.5, description="Record re-sent by its source with a new id.")
     out_of_range: float = Field(0.004, ge=0, le=0.5, description="A measurement outside physiological limits.")
     alternative_unit: float = Field(
-        0.03, ge=0, le=0.5, description="A value in a non-canonical unit (°F, mmol/L glucose, µmol/L, g doses)."
+        0.03,
+        ge=0,
+        le=0.5,
+        description="A value in a non-canonical unit (°F, mmol/L glucose, µmol/L, g doses).",
     )
-    unlabelled_unit: float = Field(
-        0.003, ge=0, le=0.5, description="A temperature in °F whose unit field is missing."
-    )
+    unlabelled_unit: float = Field(0.003, ge=0, le=0.5, description="A temperature in °F whose unit field is missing.")
     missing_field: float = Field(0.003, ge=0, le=0.5, description="A required envelope field missing.")
     not_numeric: float = Field(0.002, ge=0, le=0.5, description="Free text where a number belongs.")
     missing_measurement: float = Field(
@@ -99,7 +102,7 @@ class Cohort:
         return sum(len(frame) for frame in self.events.values())
 
 
-def opaque_ids(rng: np.random.Generator, prefix: str, n: int) -> np.ndarray:
+def opaque_ids(rng: np.random.Generator, prefix: str, n: int) -> NDArray[Any]:
     # 63 random bits: collisions are negligible at any cohort size we generate, and ids carry no meaning.
     values = rng.integers(0, 2**63 - 1, size=n, dtype=np.int64)
     while len(np.unique(values)) < n:
@@ -141,9 +144,7 @@ def _encounters(rng: np.random.Generator, config: GeneratorConfig, patients: pd.
     enc = patients.loc[np.repeat(patients.index.to_numpy(), counts)].reset_index(drop=True)
     n = len(enc)
     shift = config.drift.covariate_shift
-    enc["severity"] = (
-        rng.normal(0, 0.9, n) + 0.15 * enc["comorbidity_count"] + 0.01 * (enc["age"] - 62) + 0.4 * shift
-    )
+    enc["severity"] = rng.normal(0, 0.9, n) + 0.15 * enc["comorbidity_count"] + 0.01 * (enc["age"] - 62) + 0.4 * shift
     # trajectory > 0: deteriorating towards discharge; < 0: improving. It tilts every vital over the stay.
     enc["trajectory"] = rng.normal(0, 1, n)
     los_days = np.exp(rng.normal(np.log(3.0), 0.5, n) + 0.25 * enc["severity"])
@@ -196,7 +197,9 @@ def _event_skeleton(rng: np.random.Generator, enc: pd.DataFrame) -> pd.DataFrame
     """Event rows (encounter, time, type) with the mix of EVENT_MIX; sicker stays get more adverse events."""
     n_events = 4 + rng.poisson(enc["los_hours"].to_numpy() * 0.9)
     weight = np.exp(0.8 * enc["severity"].to_numpy())
-    p_adverse = np.clip(EVENT_MIX[EventType.ADVERSE_EVENT] * weight * n_events.sum() / (weight * n_events).sum(), 0, 0.2)
+    p_adverse = np.clip(
+        EVENT_MIX[EventType.ADVERSE_EVENT] * weight * n_events.sum() / (weight * n_events).sum(), 0, 0.2
+    )
     rest = 1 - EVENT_MIX[EventType.ADVERSE_EVENT]
     p_vitals = (1 - p_adverse) * EVENT_MIX[EventType.VITALS] / rest
     p_medication = (1 - p_adverse) * EVENT_MIX[EventType.MEDICATION] / rest
@@ -222,12 +225,12 @@ def _event_skeleton(rng: np.random.Generator, enc: pd.DataFrame) -> pd.DataFrame
     return skeleton
 
 
-def _epoch_seconds(times: pd.Series) -> np.ndarray:
+def _epoch_seconds(times: pd.Series) -> NDArray[Any]:
     return np.asarray(times.astype("datetime64[s, UTC]").astype(np.int64))
 
 
 def _envelope(
-    rng: np.random.Generator, enc: pd.DataFrame, part: pd.DataFrame, kind: EventType, source: np.ndarray | str
+    rng: np.random.Generator, enc: pd.DataFrame, part: pd.DataFrame, kind: EventType, source: NDArray[Any] | str
 ) -> pd.DataFrame:
     rows = part["enc_row"].to_numpy()
     return pd.DataFrame(
@@ -248,7 +251,7 @@ def _vitals(rng: np.random.Generator, enc: pd.DataFrame, part: pd.DataFrame) -> 
     # -1 at admission, +1 at discharge: a deteriorating stay ends worse than it began.
     tilt = enc["trajectory"].to_numpy()[rows] * (2 * part["fraction"].to_numpy() - 1)
 
-    def reading(name: str, trend: float, noise: float) -> np.ndarray:
+    def reading(name: str, trend: float, noise: float) -> NDArray[Any]:
         return np.asarray(enc[f"true_{name}"].to_numpy()[rows] + trend * tilt + rng.normal(0, noise, n))
 
     frame = _envelope(rng, enc, part, EventType.VITALS, enc["monitor"].to_numpy()[rows])
@@ -326,8 +329,12 @@ def _adverse_events(rng: np.random.Generator, enc: pd.DataFrame, part: pd.DataFr
     return frame
 
 
-def _outcomes(rng: np.random.Generator, config: GeneratorConfig, enc: pd.DataFrame,
-              events: dict[EventType, pd.DataFrame]) -> float:
+def _outcomes(
+    rng: np.random.Generator,
+    config: GeneratorConfig,
+    enc: pd.DataFrame,
+    events: dict[EventType, pd.DataFrame],
+) -> float:
     adverse = events[EventType.ADVERSE_EVENT]
     enc["adverse_event_count"] = (
         adverse.groupby("encounter_id").size().reindex(enc["encounter_id"], fill_value=0).to_numpy()
@@ -378,7 +385,17 @@ def generate(config: GeneratorConfig | None = None) -> Cohort:
 LATENT_COLUMNS = (
     "severity",
     "trajectory",
-    *(f"true_{name}" for name in ("heart_rate", "respiratory_rate", "spo2", "systolic_bp", "diastolic_bp",
-                                   "temperature", *LAB_PANEL)),
+    *(
+        f"true_{name}"
+        for name in (
+            "heart_rate",
+            "respiratory_rate",
+            "spo2",
+            "systolic_bp",
+            "diastolic_bp",
+            "temperature",
+            *LAB_PANEL,
+        )
+    ),
     "oracle_risk",
 )

@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
+from typing import Any
 
 import numpy as np
 import pandas as pd
+from numpy.typing import NDArray
 from scipy.optimize import brentq
 from scipy.special import expit
 
@@ -31,7 +33,7 @@ RISK_INPUTS = (
 BASELINE_INTERCEPT = -3.2
 
 
-def _terms(x: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
+def _terms(x: Mapping[str, NDArray[Any]]) -> dict[str, NDArray[Any]]:
     """Named additive terms of the logit; the two concepts below weigh the same terms differently."""
     age = x["age"].astype(float)
     return {
@@ -84,7 +86,7 @@ SHIFTED_WEIGHTS: dict[str, float] = {
 
 def readmission_logit(
     latents: pd.DataFrame, *, concept_shift: float = 0.0, intercept: float = BASELINE_INTERCEPT
-) -> np.ndarray:
+) -> NDArray[Any]:
     """Log-odds of 30-day readmission; ``concept_shift`` in [0, 1] moves from the baseline to the shifted concept."""
     if not 0.0 <= concept_shift <= 1.0:
         raise ValueError(f"concept_shift must be within [0, 1], got {concept_shift}")
@@ -101,7 +103,7 @@ def readmission_logit(
 
 def readmission_risk(
     latents: pd.DataFrame, *, concept_shift: float = 0.0, intercept: float = BASELINE_INTERCEPT
-) -> np.ndarray:
+) -> NDArray[Any]:
     """Probability of 30-day readmission per encounter: the oracle score."""
     return np.asarray(expit(readmission_logit(latents, concept_shift=concept_shift, intercept=intercept)))
 

@@ -87,11 +87,19 @@ GLUCOSE_MMOL_TO_MGDL = 18.016
 CREATININE_UMOL_TO_MGDL = 1 / 88.42
 LAB_TESTS: tuple[Measurement, ...] = (
     Measurement(
-        "glucose", "mg/dL", 10, 1500, "Blood glucose",
+        "glucose",
+        "mg/dL",
+        10,
+        1500,
+        "Blood glucose",
         conversions={"mmol/L": (GLUCOSE_MMOL_TO_MGDL, 0.0)},
     ),
     Measurement(
-        "creatinine", "mg/dL", 0.1, 20, "Serum creatinine",
+        "creatinine",
+        "mg/dL",
+        0.1,
+        20,
+        "Serum creatinine",
         conversions={"umol/L": (CREATININE_UMOL_TO_MGDL, 0.0)},
     ),
     Measurement("lactate", "mmol/L", 0.1, 30, "Blood lactate"),

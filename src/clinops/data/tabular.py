@@ -7,13 +7,14 @@ import re
 from collections import defaultdict
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 import numpy as np
 import orjson
 import pandas as pd
 import pyarrow as pa
 import yaml
+from numpy.typing import NDArray
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from clinops.data.schemas import AGE_CAP, age_band
@@ -92,7 +93,7 @@ def _opaque(values: pd.Series, salt: str) -> pd.Series:
 
 
 def _apply(column: str, spec: ColumnMapping, raw: pd.Series, salt: str, problems: dict[int, list[str]]) -> pd.Series:
-    def flag(mask: np.ndarray, reason: str) -> None:
+    def flag(mask: NDArray[Any], reason: str) -> None:
         for row in np.flatnonzero(mask).tolist():
             problems[row].append(f"{reason}:{spec.source}")
 
@@ -108,18 +109,16 @@ def _apply(column: str, spec: ColumnMapping, raw: pd.Series, salt: str, problems
     if spec.transform in ("equals", "not_equals"):
         equal = raw.astype("string") == spec.value
         result = equal if spec.transform == "equals" else ~equal
-        return result.astype("boolean").where(present, pd.NA).astype("boolean")
+        return result.astype("boolean").where(pd.Series(present, index=raw.index))
     if spec.transform == "age_bracket":
         parsed = raw.astype("string").str.extract(_AGE_BRACKET)
         low = pd.to_numeric(parsed[0], errors="coerce")
         high = pd.to_numeric(parsed[1], errors="coerce")
         flag(present & low.isna().to_numpy(), "invalid_age_bracket")
         # Midpoint of the bracket; over-89s collapse into one category (HIPAA safe harbour).
-        return np.minimum(np.floor((low + high) / 2), AGE_CAP).astype("Int64")
+        return ((low + high) // 2).clip(upper=AGE_CAP).astype("Int64")
     if spec.transform == "sex":
-        mapped = raw.astype("string").str.strip().str.lower().map(
-            {"female": "F", "f": "F", "male": "M", "m": "M"}
-        )
+        mapped = raw.astype("string").str.strip().str.lower().map({"female": "F", "f": "F", "male": "M", "m": "M"})
         return mapped.astype("string")
     assert spec.transform == "opaque_id"
     flag(~present, "missing_id")
@@ -148,8 +147,9 @@ def load_csv(path: Path, mapping: SchemaMapping, lake: Lake, *, table: str) -> T
         raise ClinopsError(f"{path.name} lacks columns the {mapping.name} mapping needs: {', '.join(missing)}")
     salt = f"{mapping.name}:{table}"
     problems: dict[int, list[str]] = defaultdict(list)
-    gold = pd.DataFrame({name: _apply(name, spec, raw[spec.source], salt, problems)
-                         for name, spec in mapping.columns.items()})
+    gold = pd.DataFrame(
+        {name: _apply(name, spec, raw[spec.source], salt, problems) for name, spec in mapping.columns.items()}
+    )
     if "age" in gold.columns:
         gold["age_band"] = gold["age"].map(lambda a: None if pd.isna(a) else age_band(int(a))).astype("string")
     if "sex" in gold.columns:

@@ -8,9 +8,11 @@ from __future__ import annotations
 
 from collections import defaultdict
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 import pandas as pd
+from numpy.typing import NDArray
 
 from clinops.data.schemas import (
     ADVERSE_EVENT_KINDS,
@@ -68,11 +70,11 @@ class _Reasons:
         self.n = n
         self.by_row: defaultdict[int, list[str]] = defaultdict(list)
 
-    def add(self, mask: np.ndarray | pd.Series, reason: str) -> None:
+    def add(self, mask: NDArray[Any] | pd.Series, reason: str) -> None:
         for row in np.flatnonzero(np.asarray(mask, dtype=bool)).tolist():
             self.by_row[row].append(reason)
 
-    def mask(self) -> np.ndarray:
+    def mask(self) -> NDArray[Any]:
         rejected = np.zeros(self.n, dtype=bool)
         rejected[list(self.by_row)] = True
         return rejected
@@ -83,7 +85,7 @@ def _text(series: pd.Series) -> pd.Series:
     return series.astype("string[pyarrow]").str.strip()
 
 
-def _present(series: pd.Series) -> np.ndarray:
+def _present(series: pd.Series) -> NDArray[Any]:
     """Not null and not blank."""
     if series.dtype.kind in "fiub":
         return np.asarray(series.notna().to_numpy(), dtype=bool)
@@ -100,7 +102,7 @@ def _numeric(frame: pd.DataFrame, name: str, reasons: _Reasons) -> pd.Series:
 
 def _convert_units(
     values: pd.Series, units: pd.Series, canonical: str, conversions: dict[str, tuple[float, float]]
-) -> tuple[pd.Series, np.ndarray, np.ndarray]:
+) -> tuple[pd.Series, NDArray[Any], NDArray[Any]]:
     """Canonical values, a mask of rows that were converted, and a mask of unknown units."""
     out = values.copy()
     converted = np.zeros(len(values), dtype=bool)
@@ -114,8 +116,9 @@ def _convert_units(
     return out, converted, ~known
 
 
-def _check_range(values: pd.Series, low: float | np.ndarray, high: float | np.ndarray, name: str,
-                 reasons: _Reasons) -> None:
+def _check_range(
+    values: pd.Series, low: float | NDArray[Any], high: float | NDArray[Any], name: str, reasons: _Reasons
+) -> None:
     outside = values.notna().to_numpy() & ((values < low) | (values > high)).to_numpy()
     reasons.add(outside, f"out_of_range:{name}")
 
@@ -182,7 +185,7 @@ def _labs(frame: pd.DataFrame, reasons: _Reasons) -> pd.DataFrame:
     return out
 
 
-def _scatter(rows: np.ndarray, values: np.ndarray) -> np.ndarray:
+def _scatter(rows: NDArray[Any], values: NDArray[Any]) -> NDArray[Any]:
     full = np.zeros(len(rows), dtype=bool)
     full[rows] = values
     return full

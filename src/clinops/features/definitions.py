@@ -85,22 +85,52 @@ ENCOUNTER_FEATURES: tuple[Feature, ...] = (
     Feature("discharge_time", Role.TIME, "timestamp", "End of the observation window", "encounters"),
     Feature("age", Role.FEATURE, "int64", "Age in years at admission, 90 for all over 89", "patients"),
     Feature("is_female", Role.FEATURE, "int64", "1 if sex is F", "patients"),
-    *(Feature(c, Role.FEATURE, "int64", f"1 if the patient has {c.replace('_', ' ')}", "patients")
-      for c in COMORBIDITIES),
+    *(
+        Feature(c, Role.FEATURE, "int64", f"1 if the patient has {c.replace('_', ' ')}", "patients")
+        for c in COMORBIDITIES
+    ),
     Feature("comorbidity_count", Role.FEATURE, "int64", "Number of the comorbidities above", "patients"),
     Feature("sex", Role.GROUP, "string", "Sex (F/M), for subgroup evaluation", "patients"),
     Feature("age_band", Role.GROUP, "string", "Age band, for subgroup evaluation", "patients"),
     Feature("los_hours", Role.FEATURE, "float64", "Length of stay in hours", "encounters"),
     Feature("vitals_count", Role.FEATURE, "int64", "Valid vitals panels recorded during the stay", "vitals"),
     *_vital_features(),
-    *(Feature(f"{m.name}_last", Role.FEATURE, "float64", f"Latest {m.description.lower()} ({m.unit}) of the stay",
-              "lab_results") for m in LAB_TESTS),
+    *(
+        Feature(
+            f"{m.name}_last",
+            Role.FEATURE,
+            "float64",
+            f"Latest {m.description.lower()} ({m.unit}) of the stay",
+            "lab_results",
+        )
+        for m in LAB_TESTS
+    ),
     Feature("medication_count", Role.FEATURE, "int64", "Medication administrations during the stay", "medications"),
-    Feature("drug_class_count", Role.FEATURE, "int64", "Distinct drug classes given during the stay", "medications"),
-    *(Feature(f"med_{c}_count", Role.FEATURE, "int64", f"Administrations of {c.replace('_', ' ')}s",
-              "medications") for c in DRUG_CLASSES),
-    Feature("adverse_event_count", Role.FEATURE, "int64", "Adverse events recorded during the stay",
-            "adverse_events", leaks=("adverse_event_24h",)),
+    Feature(
+        "drug_class_count",
+        Role.FEATURE,
+        "int64",
+        "Distinct drug classes given during the stay",
+        "medications",
+    ),
+    *(
+        Feature(
+            f"med_{c}_count",
+            Role.FEATURE,
+            "int64",
+            f"Administrations of {c.replace('_', ' ')}s",
+            "medications",
+        )
+        for c in DRUG_CLASSES
+    ),
+    Feature(
+        "adverse_event_count",
+        Role.FEATURE,
+        "int64",
+        "Adverse events recorded during the stay",
+        "adverse_events",
+        leaks=("adverse_event_24h",),
+    ),
     Feature("readmitted_30d", Role.TARGET, "bool", "Readmitted within 30 days of discharge", "outcomes"),
     Feature("adverse_event_24h", Role.TARGET, "bool", "An adverse event within 24 h of admission", "outcomes"),
 )

@@ -48,9 +48,20 @@ def _slope(frame: pd.DataFrame, column: str) -> pd.Series:
     present = frame[column].notna()
     x = frame["hours"].where(present)
     y = frame[column]
-    sums = pd.DataFrame(
-        {"n": present.astype(float), "x": x, "y": y, "xx": x * x, "xy": x * y, "encounter_id": frame["encounter_id"]}
-    ).groupby("encounter_id").sum(min_count=1)
+    sums = (
+        pd.DataFrame(
+            {
+                "n": present.astype(float),
+                "x": x,
+                "y": y,
+                "xx": x * x,
+                "xy": x * y,
+                "encounter_id": frame["encounter_id"],
+            }
+        )
+        .groupby("encounter_id")
+        .sum(min_count=1)
+    )
     n = sums["n"]
     denominator = n * sums["xx"] - sums["x"] ** 2
     slope = (n * sums["xy"] - sums["x"] * sums["y"]) / denominator
@@ -101,13 +112,14 @@ def encounter_features(inputs: SilverInputs) -> pd.DataFrame:
     for name in COMORBIDITIES:
         frame[name] = frame[name].astype("int64")
     frame = frame.set_index("encounter_id")
-    parts = [
+    parts: list[pd.DataFrame | pd.Series] = [
         _vital_features(_hours_since_admit(inputs.vitals, encounters)),
         _lab_features(_hours_since_admit(inputs.labs, encounters)),
         _medication_features(_hours_since_admit(inputs.medications, encounters)),
-        _hours_since_admit(inputs.adverse_events, encounters).groupby("encounter_id").size().rename(
-            "adverse_event_count"
-        ),
+        _hours_since_admit(inputs.adverse_events, encounters)
+        .groupby("encounter_id")
+        .size()
+        .rename("adverse_event_count"),
     ]
     frame = frame.join(parts, how="left")
     count_columns = [f.name for f in ENCOUNTER_FEATURES if f.dtype == "int64" and f.name in frame.columns]
@@ -121,10 +133,12 @@ def encounter_features(inputs: SilverInputs) -> pd.DataFrame:
 
 def read_silver(lake: Lake) -> SilverInputs:
     def table(name: str) -> pd.DataFrame:
-        return lake.read_parquet(table_prefix(SILVER, name)).to_pandas()
+        frame: pd.DataFrame = lake.read_parquet(table_prefix(SILVER, name)).to_pandas()
+        return frame
 
     def events(entity: str) -> pd.DataFrame:
-        return lake.read_parquet(silver_prefix(entity)).to_pandas()
+        frame: pd.DataFrame = lake.read_parquet(silver_prefix(entity)).to_pandas()
+        return frame
 
     try:
         outcomes: pd.DataFrame | None = table("outcomes")
@@ -152,5 +166,5 @@ def build_gold(lake: Lake) -> pd.DataFrame:
 
 
 def read_gold(lake: Lake, table: str = GOLD_ENCOUNTERS) -> pd.DataFrame:
-    return lake.read_parquet(table_prefix(GOLD, table)).to_pandas()
-
+    frame: pd.DataFrame = lake.read_parquet(table_prefix(GOLD, table)).to_pandas()
+    return frame

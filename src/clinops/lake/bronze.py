@@ -80,7 +80,9 @@ class BronzeWriter:
                 result.objects.append(target.key)
                 result.records += len(good)
             if bad:
-                self.lake.write_bytes(quarantine_key(entity_for_topic(topic), target, "ingest"), b"\n".join(bad) + b"\n")
+                self.lake.write_bytes(
+                    quarantine_key(entity_for_topic(topic), target, "ingest"), b"\n".join(bad) + b"\n"
+                )
                 result.quarantined += len(bad)
         return result
 
@@ -95,5 +97,5 @@ def _hour_runs(records: Sequence[TransportRecord]) -> Iterator[Sequence[Transpor
 
 def iter_bronze(lake: Lake, topic: str) -> Iterator[tuple[BronzeObject, bytes]]:
     """Every bronze object of a topic with its bytes, in key order."""
-    for key in lake.list(bronze_prefix(topic), suffix=".jsonl"):
+    for key in lake.keys(bronze_prefix(topic), suffix=".jsonl"):
         yield parse_bronze_key(key), lake.read_bytes(key)

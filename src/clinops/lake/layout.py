@@ -52,7 +52,11 @@ def parse_bronze_key(key: str) -> BronzeObject:
     if match is None:
         raise ValueError(f"not a bronze object key: {key!r}")
     return BronzeObject(
-        match["topic"], int(match["partition"]), int(match["first"]), int(match["last"]), match["date"],
+        match["topic"],
+        int(match["partition"]),
+        int(match["first"]),
+        int(match["last"]),
+        match["date"],
         int(match["hour"]),
     )
 

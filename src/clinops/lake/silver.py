@@ -76,7 +76,9 @@ class SilverReport:
         return dict(sorted(totals.items(), key=lambda item: -item[1]))
 
 
-def _parse(objects: list[tuple[BronzeObject, bytes]]) -> tuple[pd.DataFrame, list[tuple[int, int]], list[bytes]]:
+def _parse(
+    objects: list[tuple[BronzeObject, bytes]],
+) -> tuple[pd.DataFrame, list[tuple[int, int]], list[bytes]]:
     records: list[dict[str, object]] = []
     origins: list[tuple[int, int]] = []
     lines: list[bytes] = []
@@ -95,13 +97,15 @@ def _write_partitions(lake: Lake, kind: EventType, entity: str, valid: pd.DataFr
     keys: list[str] = []
     if not valid.empty:
         valid = valid.sort_values(["timestamp", "event_id"], kind="stable")
-        dates = np.datetime_as_string(valid["timestamp"].dt.tz_localize(None).to_numpy().astype("datetime64[D]"), unit="D")
+        dates = np.datetime_as_string(
+            valid["timestamp"].dt.tz_localize(None).to_numpy().astype("datetime64[D]"), unit="D"
+        )
         for date, part in valid.groupby(dates, sort=True):
             key = silver_partition_key(entity, str(date))
             lake.write_parquet(key, pa.Table.from_pandas(part, schema=schema, preserve_index=False))
             keys.append(key)
     # A full rebuild: partitions no longer produced are removed only after the new ones are in place.
-    for stale in set(lake.list(silver_prefix(entity), suffix=".parquet")) - set(keys):
+    for stale in set(lake.keys(silver_prefix(entity), suffix=".parquet")) - set(keys):
         lake.fs.delete_file(lake.path(stale))
     return keys
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import io
 import os
 import uuid
@@ -86,10 +87,8 @@ class Lake:
             raise
 
     def _remove_quietly(self, path: str) -> None:
-        try:
+        with contextlib.suppress(FileNotFoundError, OSError):
             self.fs.delete_file(path)
-        except (FileNotFoundError, OSError):
-            pass
 
     def read_bytes(self, key: str) -> bytes:
         try:
@@ -99,9 +98,9 @@ class Lake:
             raise LakeError(f"no object {key!r} in lake {self.root}") from exc
 
     def exists(self, key: str) -> bool:
-        return self.fs.get_file_info(self.path(key)).type != pafs.FileType.NotFound
+        return bool(self.fs.get_file_info(self.path(key)).type != pafs.FileType.NotFound)
 
-    def list(self, prefix: str, suffix: str = "") -> list[str]:
+    def keys(self, prefix: str, suffix: str = "") -> list[str]:
         """Keys of the visible objects below ``prefix``, sorted (hidden temp files excluded)."""
         selector = pafs.FileSelector(self.path(prefix), recursive=True, allow_not_found=True)
         keys = []
@@ -125,7 +124,7 @@ class Lake:
 
     def read_parquet(self, prefix: str, columns: list[str] | None = None) -> pa.Table:
         """All Parquet objects below ``prefix`` as one table; an empty prefix is an error, not an empty table."""
-        keys = self.list(prefix, suffix=".parquet")
+        keys = self.keys(prefix, suffix=".parquet")
         if not keys:
             raise LakeError(f"no Parquet data under {self.uri(prefix)}")
         dataset = ds.dataset([self.path(k) for k in keys], filesystem=self.fs, format="parquet")

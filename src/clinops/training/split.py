@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 import pandas as pd
+from numpy.typing import NDArray
 
 _BUCKETS = 1_000_000
 
 
-def is_test_patient(patient_ids: pd.Series, *, test_fraction: float, seed: int) -> np.ndarray:
+def is_test_patient(patient_ids: pd.Series, *, test_fraction: float, seed: int) -> NDArray[Any]:
     """True where the row's patient belongs to the test split.
 
     Membership is a hash of (seed, patient id), not a shuffle: a patient keeps their side when the dataset grows,
