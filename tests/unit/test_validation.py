@@ -314,3 +314,12 @@ def test_property_fahrenheit_round_trip(celsius) -> None:
     fahrenheit = celsius * 9 / 5 + 32
     result = run(EventType.VITALS, vitals(temperature=fahrenheit, temperature_unit="F"))
     assert result.valid.loc[0, "temperature"] == pytest.approx(celsius)
+
+
+@pytest.mark.parametrize(
+    "stamp", ["2026-01-02T04:04:05+01:00", "2026-01-02T03:04:05.000Z", "2026-01-02 03:04:05Z", "2026-01-02T03:04:05Z"]
+)
+def test_iso_timestamps_in_any_offset_are_normalised_to_utc(stamp) -> None:
+    result = run(EventType.VITALS, vitals(timestamp=stamp))
+    assert result.rejected == {}
+    assert str(result.valid.loc[0, "timestamp"]) == "2026-01-02 03:04:05+00:00"

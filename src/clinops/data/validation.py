@@ -12,6 +12,8 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
 from numpy.typing import NDArray
 
 from clinops.data.schemas import (
@@ -86,10 +88,23 @@ def _text(series: pd.Series) -> pd.Series:
 
 
 def _present(series: pd.Series) -> NDArray[Any]:
-    """Not null and not blank."""
-    if series.dtype.kind in "fiub":
-        return np.asarray(series.notna().to_numpy(), dtype=bool)
-    return np.asarray((_text(series) != "").fillna(False).to_numpy(), dtype=bool)
+    """Not null and, for text (already stripped by ``validate``), not blank."""
+    if isinstance(series.dtype, pd.StringDtype):
+        return np.asarray((series != "").fillna(False).to_numpy(), dtype=bool)
+    return np.asarray(series.notna().to_numpy(), dtype=bool)
+
+
+def _parse_timestamps(text: pd.Series) -> pd.Series:
+    """ISO 8601 to UTC; the canonical ``…T…Z`` form takes Arrow's fast path, other offsets the general parser."""
+    arrow = pa.array(text.to_numpy(dtype=object, na_value=None), type=pa.string())
+    fast = pc.strptime(arrow, format="%Y-%m-%dT%H:%M:%SZ", unit="ms", error_is_null=True)
+    parsed = pd.Series(fast.to_pandas(), index=text.index).dt.tz_localize("UTC")
+    retry = (parsed.isna() & text.notna()).to_numpy()
+    if retry.any():
+        general = pd.to_datetime(text[retry], utc=True, errors="coerce", format="ISO8601").astype(parsed.dtype)
+        parsed = parsed.copy()
+        parsed.loc[retry] = general
+    return parsed
 
 
 def _numeric(frame: pd.DataFrame, name: str, reasons: _Reasons) -> pd.Series:
@@ -128,7 +143,7 @@ def _vitals(frame: pd.DataFrame, reasons: _Reasons) -> pd.DataFrame:
     for m in VITAL_SIGNS:
         out[m.name] = _numeric(frame, m.name, reasons)
     temperature = VITALS_BY_NAME["temperature"]
-    unit = frame["temperature_unit"].pipe(_text)
+    unit = frame["temperature_unit"]
     assert temperature.infer_unit_when is not None
     inferred_unit, low, high = temperature.infer_unit_when
     unlabelled = unit.isna().to_numpy() & out["temperature"].notna().to_numpy()
@@ -155,13 +170,13 @@ def _vitals(frame: pd.DataFrame, reasons: _Reasons) -> pd.DataFrame:
 
 def _labs(frame: pd.DataFrame, reasons: _Reasons) -> pd.DataFrame:
     out = pd.DataFrame(index=frame.index)
-    test = frame["test"].pipe(_text)
+    test = frame["test"]
     reasons.add(~_present(frame["test"]), "missing_field:test")
     known_test = test.isin([m.name for m in LAB_TESTS]).fillna(False).to_numpy()
     reasons.add(_present(frame["test"]) & ~known_test, "unknown_test")
     value = _numeric(frame, "value", reasons)
     reasons.add(~_present(frame["value"]), "missing_field:value")
-    unit = frame["unit"].pipe(_text)
+    unit = frame["unit"]
     reasons.add(~_present(frame["unit"]), "missing_field:unit")
     canonical = value.copy()
     converted = np.zeros(len(frame), dtype=bool)
@@ -193,13 +208,13 @@ def _scatter(rows: NDArray[Any], values: NDArray[Any]) -> NDArray[Any]:
 
 def _medications(frame: pd.DataFrame, reasons: _Reasons) -> pd.DataFrame:
     out = pd.DataFrame(index=frame.index)
-    drug_class = frame["drug_class"].pipe(_text)
+    drug_class = frame["drug_class"]
     reasons.add(~_present(frame["drug_class"]), "missing_field:drug_class")
     known = drug_class.isin(list(MEDICATIONS)).fillna(False).to_numpy()
     reasons.add(_present(frame["drug_class"]) & ~known, "unknown_drug_class")
     dose = _numeric(frame, "dose", reasons)
     reasons.add(~_present(frame["dose"]), "missing_field:dose")
-    dose_unit = frame["dose_unit"].pipe(_text)
+    dose_unit = frame["dose_unit"]
     expected_unit = drug_class.map({name: spec[1] for name, spec in MEDICATIONS.items()})
     max_dose = drug_class.map({name: spec[3] for name, spec in MEDICATIONS.items()}).astype(float)
     converted = np.zeros(len(frame), dtype=bool)
@@ -212,10 +227,10 @@ def _medications(frame: pd.DataFrame, reasons: _Reasons) -> pd.DataFrame:
     reasons.add(known & ~unit_ok, "unknown_unit:dose")
     outside = canonical.notna().to_numpy() & known & ((canonical <= 0) | (canonical > max_dose)).to_numpy()
     reasons.add(outside, "out_of_range:dose")
-    route = frame["route"].pipe(_text)
+    route = frame["route"]
     reasons.add(_present(frame["route"]) & ~route.isin(MEDICATION_ROUTES).fillna(False).to_numpy(), "unknown_route")
     out["drug_class"] = drug_class
-    out["drug"] = frame["drug"].astype("string")
+    out["drug"] = frame["drug"]
     out["dose"] = canonical
     out["dose_unit"] = expected_unit.astype("string")
     out["route"] = route
@@ -228,7 +243,7 @@ def _medications(frame: pd.DataFrame, reasons: _Reasons) -> pd.DataFrame:
 
 def _adverse_events(frame: pd.DataFrame, reasons: _Reasons) -> pd.DataFrame:
     out = pd.DataFrame(index=frame.index)
-    kind = frame["kind"].pipe(_text)
+    kind = frame["kind"]
     reasons.add(~_present(frame["kind"]), "missing_field:kind")
     reasons.add(_present(frame["kind"]) & ~kind.isin(ADVERSE_EVENT_KINDS).fillna(False).to_numpy(), "unknown_kind")
     grade = _numeric(frame, "grade", reasons)
@@ -250,6 +265,12 @@ _TYPE_RULES = {
     EventType.MEDICATION: _medications,
     EventType.ADVERSE_EVENT: _adverse_events,
 }
+TEXT_FIELDS: dict[EventType, tuple[str, ...]] = {
+    EventType.VITALS: ("temperature_unit",),
+    EventType.LAB_RESULT: ("test", "unit"),
+    EventType.MEDICATION: ("drug_class", "drug", "dose_unit", "route"),
+    EventType.ADVERSE_EVENT: ("kind",),
+}
 # Raw fields each type reads; absent keys in a record are treated as null.
 RAW_FIELDS: dict[EventType, tuple[str, ...]] = {
     EventType.VITALS: (*(m.name for m in VITAL_SIGNS), "temperature_unit"),
@@ -265,23 +286,26 @@ def validate(kind: EventType, raw: pd.DataFrame) -> ValidationResult:
     for name in (*ENVELOPE_FIELDS, *RAW_FIELDS[kind]):
         if name not in frame.columns:
             frame[name] = None
+    # Text fields are converted once to stripped Arrow strings; every rule below reads those.
+    for name in (*ENVELOPE_FIELDS, *TEXT_FIELDS[kind]):
+        frame[name] = _text(frame[name])
     reasons = _Reasons(len(frame))
     for name in ENVELOPE_FIELDS:
         if name != "event_type":
             reasons.add(~_present(frame[name]), f"missing_field:{name}")
-    event_type = frame["event_type"].astype("string")
+    event_type = frame["event_type"]
     reasons.add(_present(frame["event_type"]) & (event_type != kind.value).fillna(True).to_numpy(), "wrong_event_type")
-    timestamp = pd.to_datetime(frame["timestamp"].astype("string"), utc=True, errors="coerce", format="ISO8601")
+    timestamp = _parse_timestamps(frame["timestamp"])
     reasons.add(_present(frame["timestamp"]) & timestamp.isna().to_numpy(), "invalid_timestamp")
 
     typed = _TYPE_RULES[kind](frame, reasons)
     envelope = pd.DataFrame(
         {
-            "event_id": frame["event_id"].astype("string"),
-            "patient_id": frame["patient_id"].astype("string"),
-            "encounter_id": frame["encounter_id"].astype("string"),
+            "event_id": frame["event_id"],
+            "patient_id": frame["patient_id"],
+            "encounter_id": frame["encounter_id"],
             "timestamp": timestamp.astype("datetime64[ms, UTC]"),
-            "source": frame["source"].astype("string"),
+            "source": frame["source"],
         }
     )
     silver = pd.concat([envelope, typed[list(SILVER_COLUMNS[kind])], typed[list(QUALITY_COLUMNS)]], axis=1)
