@@ -96,7 +96,7 @@ def _present(series: pd.Series) -> NDArray[Any]:
 
 def _parse_timestamps(text: pd.Series) -> pd.Series:
     """ISO 8601 to UTC; the canonical ``…T…Z`` form takes Arrow's fast path, other offsets the general parser."""
-    arrow = pa.array(text.to_numpy(dtype=object, na_value=None), type=pa.string())
+    arrow = pa.array(text, type=pa.string())
     fast = pc.strptime(arrow, format="%Y-%m-%dT%H:%M:%SZ", unit="ms", error_is_null=True)
     parsed = pd.Series(fast.to_pandas(), index=text.index).dt.tz_localize("UTC")
     retry = (parsed.isna() & text.notna()).to_numpy()
