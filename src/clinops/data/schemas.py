@@ -52,16 +52,6 @@ class Measurement:
     # When the unit field is absent, a value in this range is taken to be in this alternative unit.
     infer_unit_when: tuple[str, float, float] | None = None
 
-    def to_canonical(self, value: float, unit: str) -> float:
-        if unit == self.unit:
-            return value
-        scale, offset = self.conversions[unit]
-        return value * scale + offset
-
-    @property
-    def accepted_units(self) -> tuple[str, ...]:
-        return (self.unit, *self.conversions)
-
 
 VITAL_SIGNS: tuple[Measurement, ...] = (
     Measurement("heart_rate", "bpm", 20, 250, "Heart rate"),
@@ -137,8 +127,6 @@ ADVERSE_EVENT_KINDS = (
 )
 ADVERSE_GRADE_RANGE = (1, 5)  # CTCAE-style grade
 
-SEXES = ("F", "M")
-AGE_BANDS = ("18-39", "40-64", "65-74", "75-89", "90+")
 # HIPAA safe harbour: ages over 89 are aggregated into one category.
 AGE_CAP = 90
 COMORBIDITIES = ("diabetes", "heart_failure", "ckd", "copd", "hypertension")

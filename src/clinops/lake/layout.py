@@ -73,10 +73,6 @@ def quarantine_key(entity: str, origin: BronzeObject, stage: str) -> str:
     return f"{QUARANTINE}/{entity}/date={origin.date}/hour={origin.hour:02d}/{origin.stem}.{stage}.jsonl"
 
 
-def quarantine_prefix(entity: str) -> str:
-    return f"{QUARANTINE}/{entity}/"
-
-
 def silver_prefix(entity: str) -> str:
     return f"{SILVER}/{entity}/"
 

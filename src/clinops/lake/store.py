@@ -97,9 +97,6 @@ class Lake:
         except FileNotFoundError as exc:
             raise LakeError(f"no object {key!r} in lake {self.root}") from exc
 
-    def exists(self, key: str) -> bool:
-        return bool(self.fs.get_file_info(self.path(key)).type != pafs.FileType.NotFound)
-
     def keys(self, prefix: str, suffix: str = "") -> list[str]:
         """Keys of the visible objects below ``prefix``, sorted (hidden temp files excluded)."""
         selector = pafs.FileSelector(self.path(prefix), recursive=True, allow_not_found=True)
@@ -111,11 +108,6 @@ class Lake:
             if info.path.endswith(suffix):
                 keys.append(info.path[base_len:])
         return sorted(keys)
-
-    def delete_prefix(self, prefix: str) -> None:
-        path = self.path(prefix)
-        if self.fs.get_file_info(path).type == pafs.FileType.Directory:
-            self.fs.delete_dir(path)
 
     def write_parquet(self, key: str, table: pa.Table) -> None:
         buffer = io.BytesIO()
