@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import functools
-import os
 import sys
 from collections.abc import Callable
 from pathlib import Path
@@ -14,11 +13,13 @@ from pydantic import ValidationError
 from rich.console import Console
 from rich.table import Table
 
+from clinops.config import lake_root
 from clinops.errors import ClinopsError
 
 if TYPE_CHECKING:
     from clinops.data.generator import GeneratorConfig
     from clinops.lake.store import Lake
+    from clinops.local.training import TrainingOutcome
 
 app = typer.Typer(
     name="clinops",
@@ -55,7 +56,7 @@ def _readable_errors(command: Callable[P, None]) -> Callable[P, None]:
     return run
 
 
-DEFAULT_LAKE = os.environ.get("CLINOPS_LAKE", ".clinops/lake")
+DEFAULT_LAKE = lake_root()
 LakeOption = Annotated[
     str, typer.Option("--lake", help="Lake root: a directory or s3://bucket/prefix (env CLINOPS_LAKE).")
 ]
@@ -184,6 +185,43 @@ def load_csv(
     )
     if result.reasons:
         _print_reasons(dict(sorted(result.reasons.items(), key=lambda item: -item[1])))
+
+
+@app.command()
+@_readable_errors
+def train(
+    file: Annotated[Path, typer.Option("-f", "--file", help="TrainingJob YAML.")],
+    lake: LakeOption = DEFAULT_LAKE,
+    tracking_uri: Annotated[
+        str | None, typer.Option(help="MLflow tracking URI (default: MLFLOW_TRACKING_URI or the embedded store).")
+    ] = None,
+) -> None:
+    """Run a TrainingJob's pipeline on this machine: tune, evaluate, register and apply the promotion policy."""
+    from clinops.local.training import run_training_job
+    from clinops.specs.common import load_resource
+    from clinops.specs.training_job import TrainingJob
+
+    job = load_resource(TrainingJob, file)
+    with console.status(f"Training {job.metadata.name}") as status:
+        outcome = run_training_job(
+            job, tracking_uri=tracking_uri, lake_root=lake, on_step=lambda step: status.update(f"Step {step}")
+        )
+    _print_training(outcome, job.spec.model.name)
+
+
+def _print_training(outcome: TrainingOutcome, model: str) -> None:
+    table = Table("", "", title=f"TrainingJob → {model} v{outcome.version}", show_header=False)
+    table.add_row("best algorithm", str(outcome.best.get("algorithm")))
+    table.add_row("best parameters", ", ".join(f"{k}={v}" for k, v in outcome.best.items() if k != "algorithm"))
+    for name, value in sorted(outcome.test_metrics.items()):
+        table.add_row(f"test {name}", f"{value:.4f}")
+    decision = outcome.decision
+    table.add_row(
+        "decision", ("promoted to @" if decision["promote"] else "kept as @challenger, not @") + decision["alias"]
+    )
+    table.add_row("reason", decision["reason"])
+    table.add_row("mlflow run", outcome.run_id)
+    out.print(table)
 
 
 @app.command()

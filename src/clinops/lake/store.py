@@ -58,7 +58,6 @@ class Lake:
             self.fs = pafs.LocalFileSystem()
             self._base = local.as_posix()
             self.is_local = True
-            local.mkdir(parents=True, exist_ok=True)
 
     def __repr__(self) -> str:
         return f"Lake({self.root!r})"
@@ -121,3 +120,20 @@ class Lake:
             raise LakeError(f"no Parquet data under {self.uri(prefix)}")
         dataset = ds.dataset([self.path(k) for k in keys], filesystem=self.fs, format="parquet")
         return dataset.to_table(columns=columns)
+
+
+LAKE_SCHEME = "lake://"
+
+
+def read_table_uri(uri: str, lake_root: str) -> pa.Table:
+    """A Parquet table named by ``lake://<key>`` (relative to the configured lake), ``s3://bucket/key`` or a path.
+
+    ``lake://`` keeps resource YAML portable: the same TrainingJob reads the local lake on a laptop and the
+    cluster's bucket on Kubernetes.
+    """
+    if uri.startswith(LAKE_SCHEME):
+        return Lake(lake_root).read_parquet(uri.removeprefix(LAKE_SCHEME))
+    if uri.startswith("s3://"):
+        bucket, _, key = uri.removeprefix("s3://").partition("/")
+        return Lake(f"s3://{bucket}").read_parquet(key)
+    return Lake(uri).read_parquet("")

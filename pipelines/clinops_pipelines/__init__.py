@@ -1,0 +1,1 @@
+"""KFP v2 pipelines of clinops; components are thin typed wrappers over clinops functions."""

@@ -1,0 +1,1 @@
+"""The embedded runtime: executes clinops resources on this machine, without a cluster."""

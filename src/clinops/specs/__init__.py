@@ -1,0 +1,1 @@
+"""Pydantic models of the clinops custom resources: the one source of CRD schemas, samples and CLI input."""
