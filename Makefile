@@ -29,8 +29,8 @@ demo: $(CORE_STAMP)
 	$(CORE_ENV)/bin/clinops demo
 
 lint: $(CORE_STAMP)
-	$(CORE_ENV)/bin/ruff check src tests benchmarks
-	$(CORE_ENV)/bin/ruff format --check src tests benchmarks
+	$(CORE_ENV)/bin/ruff check src pipelines tests benchmarks
+	$(CORE_ENV)/bin/ruff format --check src pipelines tests benchmarks
 	$(CORE_ENV)/bin/mypy
 
 test: lint

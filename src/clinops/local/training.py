@@ -71,7 +71,7 @@ def run_training_job(
     log_path = root / f"{job.metadata.name}.log"
     kfp.local.init(runner=kfp.local.SubprocessRunner(use_venv=False), pipeline_root=str(root), raise_on_error=False)
     progress = _ProgressLog(log_path, on_step)
-    with redirect_stdout(progress), warnings.catch_warnings():  # type: ignore[type-var]
+    with redirect_stdout(progress), warnings.catch_warnings():
         # kfp.local warns that the platform image is not used: here this Python is the platform image.
         warnings.filterwarnings("ignore", message=".*non-Python base image.*", category=RuntimeWarning)
         task = training_pipeline(

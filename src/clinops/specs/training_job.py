@@ -7,7 +7,7 @@ from typing import Literal
 
 from pydantic import Field, field_validator, model_validator
 
-from clinops.specs.common import API_VERSION, ObjectMeta, SpecModel
+from clinops.specs.common import ObjectMeta, SpecModel
 
 
 class Algorithm(StrEnum):
@@ -131,7 +131,7 @@ class TrainingJobSpec(SpecModel):
 
 
 class TrainingJob(SpecModel):
-    api_version: Literal["clinops.io/v1alpha1"] = Field(API_VERSION, description="API version.")
+    api_version: Literal["clinops.io/v1alpha1"] = Field("clinops.io/v1alpha1", description="API version.")
     kind: Literal["TrainingJob"] = Field("TrainingJob", description="Kind.")
     metadata: ObjectMeta = Field(description="Object metadata.")
     spec: TrainingJobSpec = Field(description="Desired training.")

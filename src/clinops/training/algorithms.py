@@ -60,13 +60,14 @@ def search_space(algorithm: Algorithm, overrides: Mapping[str, ParameterRange] |
     for name, r in ranges.items():
         if r.type == "choice":
             domains[name] = tune.choice(list(r.values or []))
-        elif r.type == "int":
-            assert r.low is not None and r.high is not None
-            domains[name] = tune.randint(int(r.low), int(r.high) + 1)
+            continue
+        low, high = float(r.low or 0.0), float(r.high or 0.0)  # validated present for these types
+        if r.type == "int":
+            domains[name] = tune.randint(int(low), int(high) + 1)
         elif r.type == "loguniform":
-            domains[name] = tune.loguniform(r.low, r.high)
+            domains[name] = tune.loguniform(low, high)
         else:
-            domains[name] = tune.uniform(r.low, r.high)
+            domains[name] = tune.uniform(low, high)
     return domains
 
 

@@ -7,6 +7,7 @@ from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
+from numpy.typing import NDArray
 
 from clinops.errors import ClinopsError
 from clinops.features.definitions import FEATURES_BY_NAME, Role, model_inputs
@@ -34,7 +35,7 @@ class TrainingData:
     uri: str
     content_hash: str
 
-    def xy(self, part: pd.DataFrame) -> tuple[pd.DataFrame, np.ndarray]:
+    def xy(self, part: pd.DataFrame) -> tuple[pd.DataFrame, NDArray[np.int_]]:
         return part[self.features], part[self.target].to_numpy(dtype=int)
 
 

@@ -45,6 +45,8 @@ def _in_run(run_id: str, tracking_uri: str) -> Iterator[None]:
     import mlflow
 
     configure_tracking(tracking_uri)
+    # Nested runs (trials) are created in the active experiment: make it the job's, not "Default".
+    mlflow.set_experiment(experiment_id=mlflow.MlflowClient().get_run(run_id).info.experiment_id)
     with mlflow.start_run(run_id=run_id):
         yield
 

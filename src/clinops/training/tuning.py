@@ -137,7 +137,7 @@ def tune_models(
         scheduler = (
             ASHAScheduler(max_t=RUNGS, grace_period=GRACE_RUNGS, reduction_factor=3)
             if spec.scheduler is Scheduler.ASHA
-            else FIFOScheduler()
+            else FIFOScheduler()  # type: ignore[no-untyped-call]
         )
         param_space = {
             "algorithm": algorithm.value,
@@ -159,7 +159,8 @@ def tune_models(
                 run_config=tune.RunConfig(storage_path=storage, name=algorithm.value, verbose=0),
             )
             results = tuner.fit()
-        for result in results:
+        outcomes = [results[i] for i in range(len(results))]
+        for result in outcomes:
             if result.error is not None or result.metrics_dataframe is None:
                 errors.append(f"{algorithm.value}: {result.error}")
                 continue
@@ -169,14 +170,15 @@ def tune_models(
                 TrialRecord(
                     algorithm=algorithm.value,
                     params=dict(config[algorithm.value]),
-                    history=history.to_dict("records"),
+                    history=[{str(k): float(v) for k, v in row.items()} for row in history.to_dict("records")],
                     completed=int(history["training_iteration"].max()) >= _expected_rungs(config),
                 )
             )
-        if all(r.error is not None for r in results):
+        if all(r.error is not None for r in outcomes):
             continue
         top = results.get_best_result(metric=metric, mode=mode, scope="last")
         assert top.config is not None
+        assert top.metrics is not None
         score = float(top.metrics[metric])
         better = best is None or (score > best[0] if spec.metric.higher_is_better else score < best[0])
         if better:
