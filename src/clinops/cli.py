@@ -230,14 +230,22 @@ def demo(
     lake: LakeOption = DEFAULT_LAKE,
     patients: PatientsOption = 3000,
     seed: SeedOption = 7,
+    training_job: Annotated[Path, typer.Option(help="TrainingJob YAML run on the gold table.")] = Path(
+        "manifests/samples/training-job.yaml"
+    ),
+    train: Annotated[bool, typer.Option(help="Run the TrainingJob after building gold.")] = True,
 ) -> None:
-    """Run the closed loop on this machine: data → bronze → silver → gold, with a summary."""
+    """Run the closed loop on this machine: data → bronze → silver → gold → tuned, registered champion."""
     from clinops.demo import run_demo
+    from clinops.specs.common import load_resource
+    from clinops.specs.training_job import TrainingJob
     from clinops.summary import render_summary
 
     target = _lake(lake)
+    job = load_resource(TrainingJob, training_job) if train else None
     with console.status("Starting") as status:
-        result = run_demo(target, _config(patients, seed, 0.0, None, 0.0, 90), stage=status.update)
+        config = _config(patients, seed, 0.0, None, 0.0, 90)
+        result = run_demo(target, config, training_job=job, stage=status.update)
     render_summary(out, result, target)
 
 

@@ -33,6 +33,20 @@ def render_summary(console: Console, result: DemoResult, lake: Lake) -> None:
     console.print(reasons)
 
     oracle = result.oracle
+    if result.training is not None:
+        trained = result.training
+        auc = trained.test_metrics.get("roc_auc", float("nan"))
+        training = Table("", "", title="training", show_header=False)
+        training.add_row("best algorithm", str(trained.best.get("algorithm")))
+        training.add_row("registered", f"version {trained.version}")
+        training.add_row("test ROC AUC", f"{auc:.3f}")
+        training.add_row("oracle ROC AUC", f"{oracle.auc:.3f}")
+        training.add_row("model / oracle", f"{auc / oracle.auc:.3f}")
+        decision = trained.decision
+        outcome = "promoted to @" if decision["promote"] else "not promoted to @"
+        training.add_row("decision", outcome + decision["alias"])
+        training.add_row("reason", decision["reason"])
+        console.print(training)
     console.print(
         f"30-day readmission rate {100 * result.label_rate:.1f} % · "
         f"oracle AUC {oracle.auc:.3f} on {oracle.test_encounters:,} held-out encounters "

@@ -26,7 +26,7 @@ def test_generate_silver_features_pipeline(tmp_path) -> None:
 
 
 def test_demo_prints_mix_quarantine_and_oracle(tmp_path) -> None:
-    result = invoke("demo", "--lake", str(tmp_path / "lake"), "--patients", "400")
+    result = invoke("demo", "--lake", str(tmp_path / "lake"), "--patients", "400", "--no-train")
     assert result.exit_code == 0, result.output
     for text in ("patient-vitals", " %", "quarantine reasons", "duplicate", "oracle AUC"):
         assert text in result.output
@@ -52,3 +52,16 @@ def test_bad_arguments_exit_non_zero_without_traceback(tmp_path) -> None:
     result = invoke("load-csv", str(tmp_path / "missing.csv"), "--lake", str(tmp_path / "l"))
     assert result.exit_code == 1
     assert "no such file" in result.output
+
+
+def test_train_rejects_an_invalid_training_job_in_one_line(tmp_path) -> None:
+    bad = tmp_path / "job.yaml"
+    bad.write_text(
+        "apiVersion: clinops.io/v1alpha1\nkind: TrainingJob\nmetadata: {name: j}\n"
+        "spec: {model: {name: m}, dataset: {uri: 'lake://gold/encounters/', target: y}, algorithms: [magic]}\n"
+    )
+    result = invoke("train", "-f", str(bad))
+    assert result.exit_code == 1
+    assert result.output.startswith("error: ")
+    assert "spec.algorithms.0" in result.output
+    assert len(result.output.strip().splitlines()) == 1
