@@ -155,6 +155,8 @@ def tune_models(
                     search_alg=BasicVariantGenerator(random_state=seed, max_concurrent=spec.max_concurrent_trials),
                     num_samples=budget,
                     time_budget_s=remaining,
+                    # A fresh worker process per trial costs seconds; a fit on gold-table sizes costs less.
+                    reuse_actors=True,
                 ),
                 run_config=tune.RunConfig(storage_path=storage, name=algorithm.value, verbose=0),
             )
