@@ -25,6 +25,7 @@ from clinops.data.validation import validate
 from clinops.lake.bronze import iter_bronze
 from clinops.lake.silver import bronze_to_silver
 from clinops.lake.store import Lake
+from timing import best_of
 
 
 def _in_range(name: str, value: float | None) -> float | None:
@@ -90,15 +91,6 @@ def peer_validate(records: list[dict[str, Any]]) -> int:
         seen_keys.add(key)
         kept += 1
     return kept
-
-
-def best_of(repeats: int, fn: Any) -> tuple[float, Any]:
-    best, result = float("inf"), None
-    for _ in range(repeats):
-        start = time.perf_counter()
-        result = fn()
-        best = min(best, time.perf_counter() - start)
-    return best, result
 
 
 def main() -> None:

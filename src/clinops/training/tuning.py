@@ -96,8 +96,6 @@ def tune_models(
     seed: int,
 ) -> TuningResult:
     """Search across ``algorithms`` on a patient-grouped validation split of ``train``."""
-    os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")  # no phoning home from a clinical network
-    import ray
     from ray import tune
     from ray.tune.schedulers import ASHAScheduler, FIFOScheduler
     from ray.tune.search import BasicVariantGenerator
@@ -116,13 +114,7 @@ def tune_models(
     mode = "max" if spec.metric.higher_is_better else "min"
     if Algorithm.ISOLATION_FOREST in algorithms and spec.metric not in (Metric.ROC_AUC, Metric.PR_AUC):
         raise ClinopsError("isolation_forest yields anomaly scores, not probabilities: tune it on roc_auc or pr_auc")
-    if not ray.is_initialized():
-        ray.init(
-            num_cpus=max(2, os.cpu_count() or 2),
-            include_dashboard=False,
-            log_to_driver=False,
-            configure_logging=False,
-        )
+    start_ray()
     # One search per algorithm: ASHA then compares like with like (ten trees of a forest against ten of another,
     # never against a finished logistic regression). The trial budget is shared out, the deadline is common.
     deadline = time.monotonic() + spec.timeout_seconds
@@ -189,6 +181,20 @@ def tune_models(
     if best is None:
         raise ClinopsError(f"every trial failed: {errors[0] if errors else 'the time budget ran out first'}")
     return TuningResult(algorithm=best[1], params=best[2], metrics=best[3], trials=trials)
+
+
+def start_ray() -> None:
+    """A local Ray node sized to this machine, without the dashboard (idempotent)."""
+    os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")  # no phoning home from a clinical network
+    import ray
+
+    if not ray.is_initialized():
+        ray.init(
+            num_cpus=max(2, os.cpu_count() or 2),
+            include_dashboard=False,
+            log_to_driver=False,
+            configure_logging=False,
+        )
 
 
 def _metric_columns(row: Any) -> list[str]:
