@@ -30,6 +30,7 @@ def test_sample_is_valid_and_camel_case() -> None:
     assert loaded.spec.dataset.test_fraction == 0.2
     dumped = loaded.model_dump(by_alias=True)
     assert "maxConcurrentTrials" in dumped["spec"]["tuning"]
+    assert dumped["spec"]["tuning"]["search"] == "tpe"
 
 
 @pytest.mark.parametrize(
@@ -41,6 +42,7 @@ def test_sample_is_valid_and_camel_case() -> None:
         ({"tuning": {"trials": 0}}, "spec.tuning.trials"),
         ({"tuning": {"maxConcurrentTrails": 2}}, "maxConcurrentTrails"),
         ({"tuning": {"metric": "accuracy"}}, "spec.tuning.metric"),
+        ({"tuning": {"search": "bayes"}}, "spec.tuning.search"),
         ({"schedule": "every sunday"}, "5-field cron"),
         ({"promotion": {"gates": {"roc_auc": 0.7, "f1": 0.5}}}, "spec.promotion.gates"),
         (

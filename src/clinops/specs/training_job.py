@@ -28,6 +28,11 @@ class Metric(StrEnum):
         return self in (Metric.ROC_AUC, Metric.PR_AUC)
 
 
+class SearchAlgorithm(StrEnum):
+    TPE = "tpe"
+    RANDOM = "random"
+
+
 class Scheduler(StrEnum):
     ASHA = "asha"
     FIFO = "fifo"
@@ -80,6 +85,9 @@ class TuningSpec(SpecModel):
     trials: int = Field(24, ge=1, le=2000, description="Trial budget across all algorithms.")
     max_concurrent_trials: int = Field(2, ge=1, le=64, description="Trials running at once.")
     scheduler: Scheduler = Field(Scheduler.ASHA, description="Trial scheduler: asha stops weak trials early.")
+    search: SearchAlgorithm = Field(
+        SearchAlgorithm.TPE, description="How trials are proposed: tpe learns from earlier trials, random does not."
+    )
     metric: Metric = Field(Metric.ROC_AUC, description="Validation metric the search optimises.")
     timeout_seconds: int = Field(1800, ge=10, le=7 * 24 * 3600, description="Wall-clock budget of the search.")
     search_space: dict[Algorithm, dict[str, ParameterRange]] = Field(

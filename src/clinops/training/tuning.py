@@ -12,7 +12,7 @@ import numpy as np
 import pandas as pd
 
 from clinops.errors import ClinopsError
-from clinops.specs.training_job import Algorithm, Metric, Scheduler, TuningSpec
+from clinops.specs.training_job import Algorithm, Metric, Scheduler, SearchAlgorithm, TuningSpec
 from clinops.training.algorithms import BUDGET_PARAMETER, build_pipeline, predict_scores, search_space
 from clinops.training.evaluation import metrics
 from clinops.training.split import is_test_patient
@@ -98,7 +98,6 @@ def tune_models(
     """Search across ``algorithms`` on a patient-grouped validation split of ``train``."""
     from ray import tune
     from ray.tune.schedulers import ASHAScheduler, FIFOScheduler
-    from ray.tune.search import BasicVariantGenerator
 
     valid_mask = is_test_patient(train[group_by], test_fraction=VALIDATION_FRACTION, seed=seed + 1)
     fit, valid = train[~valid_mask], train[valid_mask]
@@ -144,7 +143,7 @@ def tune_models(
                     metric=metric,
                     mode=mode,
                     scheduler=scheduler,
-                    search_alg=BasicVariantGenerator(random_state=seed, max_concurrent=spec.max_concurrent_trials),
+                    search_alg=_searcher(spec, seed, metric, mode),
                     num_samples=budget,
                     time_budget_s=remaining,
                     # A fresh worker process per trial costs seconds; a fit on gold-table sizes costs less.
@@ -181,6 +180,21 @@ def tune_models(
     if best is None:
         raise ClinopsError(f"every trial failed: {errors[0] if errors else 'the time budget ran out first'}")
     return TuningResult(algorithm=best[1], params=best[2], metrics=best[3], trials=trials)
+
+
+def _searcher(spec: TuningSpec, seed: int, metric: str, mode: str) -> Any:
+    from ray.tune.search import BasicVariantGenerator, ConcurrencyLimiter
+
+    if spec.search is SearchAlgorithm.RANDOM:
+        return BasicVariantGenerator(random_state=seed, max_concurrent=spec.max_concurrent_trials)
+    import optuna
+    from ray.tune.search.optuna import OptunaSearch
+
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    sampler = optuna.samplers.TPESampler(seed=seed)
+    return ConcurrencyLimiter(
+        OptunaSearch(metric=metric, mode=mode, sampler=sampler), max_concurrent=spec.max_concurrent_trials
+    )
 
 
 def start_ray() -> None:
