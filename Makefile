@@ -37,13 +37,13 @@ test: lint
 	$(CORE_ENV)/bin/pytest
 
 test-unit: $(CORE_STAMP)
-	$(CORE_ENV)/bin/pytest -m unit
+	$(CORE_ENV)/bin/pytest -m unit || [ $$? -eq 5 ]  # 5: the tier has no tests yet
 
 test-integration: $(CORE_STAMP)
-	$(CORE_ENV)/bin/pytest -m integration
+	$(CORE_ENV)/bin/pytest -m integration || [ $$? -eq 5 ]  # 5: the tier has no tests yet
 
 test-e2e: $(CORE_STAMP)
-	$(CORE_ENV)/bin/pytest -m e2e
+	$(CORE_ENV)/bin/pytest -m e2e || [ $$? -eq 5 ]  # 5: the tier has no tests yet
 
 bench: $(CORE_STAMP)
 	@for script in benchmarks/bench_*.py; do $(CORE_ENV)/bin/python $$script; done
