@@ -19,7 +19,6 @@ from clinops.errors import ClinopsError
 if TYPE_CHECKING:
     from clinops.data.generator import GeneratorConfig
     from clinops.lake.store import Lake
-    from clinops.local.training import TrainingOutcome
 
 app = typer.Typer(
     name="clinops",
@@ -136,6 +135,7 @@ def generate(
 def bronze_to_silver(lake: LakeOption = DEFAULT_LAKE) -> None:
     """Validate and standardise bronze into silver Parquet; invalid records go to quarantine with reasons."""
     from clinops.lake.silver import bronze_to_silver as run
+    from clinops.summary import reasons_table
 
     with console.status("bronze → silver") as status:
         report = run(_lake(lake), progress=lambda entity: status.update(f"Validating {entity}"))
@@ -143,16 +143,7 @@ def bronze_to_silver(lake: LakeOption = DEFAULT_LAKE) -> None:
     for entity, r in report.entities.items():
         table.add_row(entity, f"{r.records:,}", f"{r.valid:,}", f"{r.quarantined:,}", f"{r.replayed:,}")
     out.print(table)
-    _print_reasons(report.reason_totals())
-
-
-def _print_reasons(reasons: dict[str, int], limit: int = 12) -> None:
-    table = Table("quarantine reason", "records", title="quarantine")
-    for reason, count in list(reasons.items())[:limit]:
-        table.add_row(reason, f"{count:,}")
-    if len(reasons) > limit:
-        table.add_row(f"… {len(reasons) - limit} more", f"{sum(list(reasons.values())[limit:]):,}")
-    out.print(table)
+    out.print(reasons_table(report.reason_totals(), limit=12))
 
 
 @app.command()
@@ -178,13 +169,14 @@ def load_csv(
     """Load a real tabular dataset into a gold table through a schema mapping."""
     from clinops.data.tabular import load_csv as run
     from clinops.data.tabular import load_mapping
+    from clinops.summary import reasons_table
 
     result = run(path, load_mapping(mapping), _lake(lake), table=table)
     out.print(
         f"gold/{result.table}: {result.loaded:,} of {result.rows:,} rows loaded, {result.quarantined:,} quarantined"
     )
     if result.reasons:
-        _print_reasons(dict(sorted(result.reasons.items(), key=lambda item: -item[1])))
+        out.print(reasons_table(result.reasons, limit=12))
 
 
 @app.command()
@@ -200,28 +192,14 @@ def train(
     from clinops.local.training import run_training_job
     from clinops.specs.common import load_resource
     from clinops.specs.training_job import TrainingJob
+    from clinops.summary import training_table
 
     job = load_resource(TrainingJob, file)
     with console.status(f"Training {job.metadata.name}") as status:
         outcome = run_training_job(
             job, tracking_uri=tracking_uri, lake_root=lake, on_step=lambda step: status.update(f"Step {step}")
         )
-    _print_training(outcome, job.spec.model.name)
-
-
-def _print_training(outcome: TrainingOutcome, model: str) -> None:
-    table = Table("", "", title=f"TrainingJob → {model} v{outcome.version}", show_header=False)
-    table.add_row("best algorithm", str(outcome.best.get("algorithm")))
-    table.add_row("best parameters", ", ".join(f"{k}={v}" for k, v in outcome.best.items() if k != "algorithm"))
-    for name, value in sorted(outcome.test_metrics.items()):
-        table.add_row(f"test {name}", f"{value:.4f}")
-    decision = outcome.decision
-    table.add_row(
-        "decision", ("promoted to @" if decision["promote"] else "kept as @challenger, not @") + decision["alias"]
-    )
-    table.add_row("reason", decision["reason"])
-    table.add_row("mlflow run", outcome.run_id)
-    out.print(table)
+    out.print(training_table(outcome, f"TrainingJob {job.metadata.name} → {job.spec.model.name}"))
 
 
 @app.command()

@@ -8,6 +8,38 @@ from rich.table import Table
 from clinops.data.schemas import TOPIC_BY_EVENT_TYPE
 from clinops.demo import DemoResult
 from clinops.lake.store import Lake
+from clinops.local.training import TrainingOutcome
+
+
+def reasons_table(reasons: dict[str, int], *, limit: int | None = None) -> Table:
+    """Quarantine reasons, most frequent first; past ``limit`` rows the rest are summed into one."""
+    ordered = sorted(reasons.items(), key=lambda item: -item[1])
+    table = Table("quarantine reason", "records", title="quarantine reasons")
+    for reason, count in ordered[:limit]:
+        table.add_row(reason, f"{count:,}")
+    if limit is not None and len(ordered) > limit:
+        table.add_row(f"… {len(ordered) - limit} more", f"{sum(c for _, c in ordered[limit:]):,}")
+    return table
+
+
+def training_table(outcome: TrainingOutcome, title: str, *, oracle_auc: float | None = None) -> Table:
+    """What a TrainingJob produced: the winner, its held-out metrics (against the oracle's) and the decision."""
+    table = Table("", "", title=title, show_header=False)
+    table.add_row("best algorithm", str(outcome.best.get("algorithm")))
+    table.add_row("best parameters", ", ".join(f"{k}={v}" for k, v in outcome.best.items() if k != "algorithm"))
+    table.add_row("registered", f"version {outcome.version}")
+    for name, value in sorted(outcome.test_metrics.items()):
+        table.add_row(f"test {name}", f"{value:.4f}")
+    if oracle_auc is not None:
+        auc = outcome.test_metrics.get("roc_auc", float("nan"))
+        table.add_row("oracle roc_auc", f"{oracle_auc:.4f}")
+        table.add_row("model / oracle", f"{auc / oracle_auc:.3f}")
+    decision = outcome.decision
+    verdict = "promoted to @" if decision["promote"] else "kept as @challenger, not @"
+    table.add_row("decision", verdict + decision["alias"])
+    table.add_row("reason", decision["reason"])
+    table.add_row("mlflow run", outcome.run_id)
+    return table
 
 
 def render_summary(console: Console, result: DemoResult, lake: Lake) -> None:
@@ -27,26 +59,11 @@ def render_summary(console: Console, result: DemoResult, lake: Lake) -> None:
     layers.add_row("gold encounters", f"{result.gold_rows:,} × {result.gold_features} columns")
     console.print(layers)
 
-    reasons = Table("quarantine reason", "records", title="quarantine reasons")
-    for reason, count in result.silver.reason_totals().items():
-        reasons.add_row(reason, f"{count:,}")
-    console.print(reasons)
+    console.print(reasons_table(result.silver.reason_totals()))
 
     oracle = result.oracle
     if result.training is not None:
-        trained = result.training
-        auc = trained.test_metrics.get("roc_auc", float("nan"))
-        training = Table("", "", title="training", show_header=False)
-        training.add_row("best algorithm", str(trained.best.get("algorithm")))
-        training.add_row("registered", f"version {trained.version}")
-        training.add_row("test ROC AUC", f"{auc:.3f}")
-        training.add_row("oracle ROC AUC", f"{oracle.auc:.3f}")
-        training.add_row("model / oracle", f"{auc / oracle.auc:.3f}")
-        decision = trained.decision
-        outcome = "promoted to @" if decision["promote"] else "not promoted to @"
-        training.add_row("decision", outcome + decision["alias"])
-        training.add_row("reason", decision["reason"])
-        console.print(training)
+        console.print(training_table(result.training, "training", oracle_auc=oracle.auc))
     console.print(
         f"30-day readmission rate {100 * result.label_rate:.1f} % · "
         f"oracle AUC {oracle.auc:.3f} on {oracle.test_encounters:,} held-out encounters "

@@ -163,8 +163,3 @@ def build_gold(lake: Lake) -> pd.DataFrame:
     gold = encounter_features(read_silver(lake))
     lake.write_parquet(table_key(GOLD, GOLD_ENCOUNTERS), pa.Table.from_pandas(gold, preserve_index=False))
     return gold
-
-
-def read_gold(lake: Lake, table: str = GOLD_ENCOUNTERS) -> pd.DataFrame:
-    frame: pd.DataFrame = lake.read_parquet(table_prefix(GOLD, table)).to_pandas()
-    return frame

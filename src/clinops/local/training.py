@@ -86,22 +86,11 @@ def run_training_job(
         raise ClinopsError(f"training pipeline failed: {_failure_line(log_path)} (full log: {log_path})")
     decision = json.loads(output)
     client = MlflowClient(tracking_uri=tracking_uri)
-    run_id = _run_id_for(client, job)
+    run_id = str(decision["run_id"])
     run = client.get_run(run_id)
     best = {k.removeprefix("best."): v for k, v in run.data.params.items() if k.startswith("best.")}
     test_metrics = {k.removeprefix("test."): v for k, v in run.data.metrics.items() if k.startswith("test.")}
     return TrainingOutcome(run_id, decision["version"], decision, best, test_metrics, log_path)
-
-
-def _run_id_for(client: Any, job: TrainingJob) -> str:
-    experiment = client.get_experiment_by_name(f"clinops/{job.spec.model.name}")
-    runs = client.search_runs(
-        [experiment.experiment_id],
-        filter_string=f"tags.`clinops.training_job` = '{job.metadata.name}'",
-        order_by=["attributes.start_time DESC"],
-        max_results=1,
-    )
-    return str(runs[0].info.run_id)
 
 
 def _failure_line(log_path: Path) -> str:

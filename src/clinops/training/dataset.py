@@ -11,7 +11,6 @@ from numpy.typing import NDArray
 
 from clinops.errors import ClinopsError
 from clinops.features.definitions import FEATURES_BY_NAME, Role, model_inputs
-from clinops.lake.store import LakeError, read_table_uri
 from clinops.specs.training_job import DatasetSpec
 from clinops.training.split import is_test_patient
 
@@ -85,14 +84,6 @@ def _check_leaks(features: pd.DataFrame, y: pd.Series) -> None:
         values = features[name]
         if values.notna().all() and values.nunique() == 2 and (values.astype(int) == y.astype(int)).all():
             raise DatasetError(f"column {name!r} reproduces the target: it leaks the outcome")
-
-
-def load_training_data(spec: DatasetSpec, *, lake_root: str) -> TrainingData:
-    try:
-        frame = read_table_uri(spec.uri, lake_root).to_pandas()
-    except LakeError as exc:
-        raise DatasetError(f"dataset {spec.uri}: {exc}") from exc
-    return prepare_training_data(frame, spec)
 
 
 def prepare_training_data(frame: pd.DataFrame, spec: DatasetSpec) -> TrainingData:

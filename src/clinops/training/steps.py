@@ -318,5 +318,11 @@ def promote(spec_json: str, run_id: str, tracking_uri: str, version: str, test_d
             client.set_registered_model_alias(name, policy.alias, version)
         mlflow.set_tags({"clinops.promotion.decision": tags["clinops.promotion.decision"]})
         return json.dumps(
-            {**asdict(decision), "version": version, "alias": policy.alias, "previous_version": champion_version}
+            {
+                **asdict(decision),
+                "version": version,
+                "alias": policy.alias,
+                "previous_version": champion_version,
+                "run_id": run_id,
+            }
         )
