@@ -227,5 +227,79 @@ def demo(
     render_summary(out, result, target)
 
 
+def _version_ref(text: str, what: str) -> dict[str, str | int]:
+    """``champion`` or ``@champion`` is an alias, ``3`` a version."""
+    text = text.removeprefix("@")
+    if text.isdigit():
+        return {"version": int(text)}
+    if not text:
+        raise ClinopsError(f"{what}: expected an alias or a version number")
+    return {"alias": text}
+
+
+def parse_model_uri(uri: str) -> dict[str, str | int]:
+    """``models:/name@alias``, ``models:/name/3``, or the same without ``models:/``."""
+    body = uri.removeprefix("models:/")
+    name, sep, ref = body.partition("@")
+    if not sep:
+        name, sep, ref = body.rpartition("/")
+        if not sep:
+            raise ClinopsError(f"model {uri!r}: expected models:/<name>@<alias> or models:/<name>/<version>")
+    return {"name": name, **_version_ref(ref, f"model {uri!r}")}
+
+
+@app.command()
+@_readable_errors
+def serve(
+    model: Annotated[
+        str, typer.Argument(help="models:/<name>@<alias> or models:/<name>/<version> (ignored with -f).")
+    ] = "models:/readmission-risk@champion",
+    file: Annotated[
+        Path | None, typer.Option("-f", "--file", help="ModelDeployment YAML; re-read while serving.")
+    ] = None,
+    host: Annotated[str, typer.Option(help="Address to bind.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="Port to bind.")] = 8080,
+    canary: Annotated[str | None, typer.Option(help="Canary alias or version, e.g. challenger or 4.")] = None,
+    canary_percent: Annotated[float, typer.Option(help="Share of sticky keys the canary answers.")] = 10.0,
+    sticky_key: Annotated[str, typer.Option(help="Request field that keeps a patient on one variant.")] = "patient_id",
+    reload_interval: Annotated[float, typer.Option(help="Seconds between registry polls.")] = 10.0,
+    tracking_uri: Annotated[
+        str | None, typer.Option(help="MLflow tracking URI (default: MLFLOW_TRACKING_URI or the embedded store).")
+    ] = None,
+    lake: LakeOption = DEFAULT_LAKE,
+) -> None:
+    """Serve a registered model on this machine: /predict, /v2 (Open Inference Protocol), /metrics, /docs."""
+    from clinops.config import tracking_uri as default_tracking_uri
+    from clinops.serving.server import serve as run_server
+    from clinops.serving.settings import ServerSettings, deployment_from_spec, load_deployment_file
+    from clinops.specs.model_deployment import ModelDeploymentSpec
+
+    if file is not None:
+        deployment, _ = load_deployment_file(file)
+    else:
+        spec = ModelDeploymentSpec.model_validate(
+            {
+                "model": parse_model_uri(model),
+                "canary": None
+                if canary is None
+                else {
+                    **_version_ref(canary, "--canary"),
+                    "trafficPercent": canary_percent,
+                    "stickyKey": sticky_key,
+                },
+                "reloadIntervalSeconds": reload_interval,
+            }
+        )
+        deployment = deployment_from_spec(str(spec.model.name).lower().replace("_", "-"), spec)
+    settings = ServerSettings(
+        deployment=deployment,
+        tracking_uri=tracking_uri or default_tracking_uri(),
+        lake_root=lake,
+        deployment_file=file,
+    )
+    console.print(f"Serving {deployment.spec.model.uri} on http://{host}:{port} (docs at /docs)")
+    run_server(settings, host=host, port=port)
+
+
 def main() -> None:
     app()

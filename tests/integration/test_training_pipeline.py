@@ -7,12 +7,7 @@ from pathlib import Path
 import pytest
 from mlflow import MlflowClient
 
-from clinops.data.emit import emit_to_lake
-from clinops.data.generator import GeneratorConfig, generate
 from clinops.errors import ClinopsError
-from clinops.features.offline import build_gold
-from clinops.lake.silver import bronze_to_silver
-from clinops.lake.store import Lake
 from clinops.local.training import run_training_job
 from clinops.specs.common import parse_resource
 from clinops.specs.training_job import TrainingJob
@@ -20,14 +15,9 @@ from clinops.specs.training_job import TrainingJob
 MODEL = "readmission-it"
 
 
-@pytest.fixture(scope="module")
-def lake_root(tmp_path_factory: pytest.TempPathFactory) -> str:
-    root = tmp_path_factory.mktemp("lake")
-    lake = Lake(root)
-    emit_to_lake(generate(GeneratorConfig(patients=900, seed=5, days=60)), lake)
-    bronze_to_silver(lake)
-    build_gold(lake)
-    return str(root)
+@pytest.fixture
+def lake_root(gold_lake: str) -> str:
+    return gold_lake
 
 
 @pytest.fixture(autouse=True)

@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import subprocess
 import tempfile
+import warnings
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import asdict
@@ -214,11 +215,38 @@ def evaluate(spec_json: str, run_id: str, tracking_uri: str, model_dir: str, tes
         return json.dumps(overall)
 
 
+def log_registered_model(pipeline: Any, X: pd.DataFrame, name: str, algorithm: Algorithm) -> str:
+    """Log the fitted pipeline in the active run and register it under ``name``; returns the new version.
+
+    The signature comes from the training frame, so columns that held missing values are optional in it: that is
+    what the model server lets a request leave out.
+    """
+    import mlflow
+    from mlflow.models import infer_signature
+
+    example = X.head(5)
+    probabilistic = algorithm is not Algorithm.ISOLATION_FOREST
+    with warnings.catch_warnings():
+        # MLflow's hint to infer from realistic data with its missing values: that is what X is.
+        warnings.filterwarnings("ignore", message="Hint: Inferred schema contains integer column")
+        signature = infer_signature(X, predict_scores(pipeline, example))
+    info = mlflow.sklearn.log_model(
+        pipeline,
+        name="model",
+        signature=signature,
+        input_example=example,
+        registered_model_name=name,
+        pyfunc_predict_fn="predict_proba" if probabilistic else "score_samples",
+        # skops refuses numpy dtypes inside fitted XGBoost/imputer state; cloudpickle is what serving loads.
+        serialization_format=mlflow.sklearn.SERIALIZATION_FORMAT_CLOUDPICKLE,
+    )
+    return str(info.registered_model_version)
+
+
 def register(spec_json: str, run_id: str, tracking_uri: str, job_name: str, model_dir: str, train_dir: str) -> str:
     """Register the model with signature, input example, reference profile and lineage; alias it challenger."""
     import mlflow
     from mlflow import MlflowClient
-    from mlflow.models import infer_signature
 
     spec = _spec(spec_json)
     with _in_run(run_id, tracking_uri):
@@ -226,22 +254,9 @@ def register(spec_json: str, run_id: str, tracking_uri: str, job_name: str, mode
         model_meta = json.loads((Path(model_dir) / META_FILE).read_text())
         train, meta = _read_table(train_dir)
         X = train[meta["features"]]
-        example = X.head(5)
-        probabilistic = model_meta["algorithm"] != Algorithm.ISOLATION_FOREST.value
-        signature = infer_signature(example, predict_scores(pipeline, example))
         profile = reference_profile(pd.concat([X, train[[c for c in SUBGROUP_COLUMNS if c in train.columns]]], axis=1))
         mlflow.log_dict(profile, PROFILE_ARTIFACT)
-        info = mlflow.sklearn.log_model(
-            pipeline,
-            name="model",
-            signature=signature,
-            input_example=example,
-            registered_model_name=spec.model.name,
-            pyfunc_predict_fn="predict_proba" if probabilistic else "score_samples",
-            # skops refuses numpy dtypes inside fitted XGBoost/imputer state; cloudpickle is what serving loads.
-            serialization_format=mlflow.sklearn.SERIALIZATION_FORMAT_CLOUDPICKLE,
-        )
-        version = str(info.registered_model_version)
+        version = log_registered_model(pipeline, X, spec.model.name, Algorithm(model_meta["algorithm"]))
         client = MlflowClient(tracking_uri=tracking_uri)
         lineage = {
             "clinops.dataset_uri": meta["uri"],
