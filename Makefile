@@ -8,6 +8,10 @@ export UV_PYTHON_DOWNLOADS := never
 export UV_CACHE_DIR ?= $(HOME)/.cache/uv
 export UV_LINK_MODE := copy
 
+# vegeta: the open-loop HTTP load generator of the serving benchmark, built from the Go module proxy.
+VEGETA_VERSION := v12.12.0
+VEGETA := $(CACHE)/tools/vegeta-$(VEGETA_VERSION)/vegeta
+
 CORE_ENV := .venv
 CORE_STAMP := $(CORE_ENV)/.synced
 
@@ -45,8 +49,11 @@ test-integration: $(CORE_STAMP)
 test-e2e: $(CORE_STAMP)
 	$(CORE_ENV)/bin/pytest -m e2e || [ $$? -eq 5 ]  # 5: the tier has no tests yet
 
-bench: $(CORE_STAMP)
-	@for script in benchmarks/bench_*.py; do $(CORE_ENV)/bin/python $$script; done
+$(VEGETA):
+	GOBIN=$(dir $@) GOFLAGS=-modcacherw go install github.com/tsenart/vegeta/v12@$(VEGETA_VERSION)
+
+bench: $(CORE_STAMP) $(VEGETA)
+	@for script in benchmarks/bench_*.py; do VEGETA=$(VEGETA) $(CORE_ENV)/bin/python $$script; done
 
 clean:
 	rm -rf $(CORE_ENV) .clinops .pytest_cache .mypy_cache .ruff_cache

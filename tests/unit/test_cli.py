@@ -65,3 +65,25 @@ def test_train_rejects_an_invalid_training_job_in_one_line(tmp_path) -> None:
     assert result.output.startswith("error: ")
     assert "spec.algorithms.0" in result.output
     assert len(result.output.strip().splitlines()) == 1
+
+
+def test_model_uris_name_an_alias_or_a_version() -> None:
+    from clinops.cli import parse_model_uri
+
+    assert parse_model_uri("models:/readmission-risk@champion") == {"name": "readmission-risk", "alias": "champion"}
+    assert parse_model_uri("readmission-risk/3") == {"name": "readmission-risk", "version": 3}
+
+
+def test_serve_rejects_a_bad_model_uri_or_deployment_in_one_line(tmp_path) -> None:
+    result = invoke("serve", "readmission-risk")
+    assert result.exit_code == 1
+    assert result.output.startswith("error: model 'readmission-risk': expected models:/<name>@<alias>")
+    bad = tmp_path / "md.yaml"
+    bad.write_text(
+        "apiVersion: clinops.io/v1alpha1\nkind: ModelDeployment\nmetadata: {name: d}\n"
+        "spec: {model: {name: m, alias: champion}, canary: {alias: c, trafficPercent: 120}}\n"
+    )
+    result = invoke("serve", "-f", str(bad))
+    assert result.exit_code == 1
+    assert "spec.canary.trafficPercent" in result.output
+    assert len(result.output.strip().splitlines()) == 1

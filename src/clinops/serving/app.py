@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
 import time
 import uuid
@@ -113,20 +114,29 @@ def create_app(settings: ServerSettings) -> FastAPI:
     app.state.serving = state
     app.state.metrics = metrics
 
-    def record(endpoint: str, variant: str, version: str, status: int, started: float) -> None:
+    # labels() hashes its arguments and takes a lock on every call; the label sets are few, so keep the children.
+    @functools.cache
+    def request_series(version: str, variant: str, status: int, endpoint: str) -> tuple[Any, Any]:
         labels = (version, variant, str(status), endpoint)
-        metrics.requests.labels(*labels).inc()
-        metrics.latency.labels(*labels).observe(time.perf_counter() - started)
+        return metrics.requests.labels(*labels), metrics.latency.labels(*labels)
+
+    @functools.cache
+    def score_series(version: str, variant: str) -> tuple[Any, Any]:
+        return metrics.scores.labels(version, variant), metrics.rows.labels(version, variant)
+
+    def record(endpoint: str, variant: str, version: str, status: int, started: float) -> None:
+        count, latency = request_series(version, variant, status, endpoint)
+        count.inc()
+        latency.observe(time.perf_counter() - started)
 
     def answered(served: Served, request_id: str, rows: Rows, scored: Scored, endpoint: str, started: float) -> None:
         variants, versions = scored.variants, scored.versions
         uniform = len(set(versions)) == 1
-        variant = variants[0] if uniform else "mixed"
-        version = versions[0] if uniform else "mixed"
         for v, ver, score in zip(variants, versions, scored.scores.tolist(), strict=True):
-            metrics.scores.labels(ver, v).observe(score)
-        metrics.rows.labels(version, variant).inc(len(versions))
-        record(endpoint, variant, version, 200, started)
+            histogram, counter = score_series(ver, v)
+            histogram.observe(score)
+            counter.inc()
+        record(endpoint, variants[0] if uniform else "mixed", versions[0] if uniform else "mixed", 200, started)
         if prediction_log is not None and log_spec.sample_rate > 0:
             prediction_log.submit(
                 request_id=request_id,
@@ -348,7 +358,7 @@ def create_app(settings: ServerSettings) -> FastAPI:
     @app.get("/metrics", tags=["metrics"], summary="Prometheus metrics")
     async def prometheus() -> Response:
         if prediction_log is not None:
-            metrics.log_buffered.set(len(prediction_log._buffer))
+            metrics.log_buffered.set(prediction_log.buffered)
         return Response(generate_latest(metrics.registry), media_type=CONTENT_TYPE_LATEST)
 
     def openapi() -> dict[str, Any]:

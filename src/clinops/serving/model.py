@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import time
 import warnings
-from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -13,9 +12,7 @@ import pandas as pd
 from numpy.typing import NDArray
 
 from clinops.errors import ClinopsError
-
-Scores = NDArray[np.float64]
-Scorer = Callable[[NDArray[np.float64]], Scores]
+from clinops.serving.compile import Scorer, Scores, compile_scorer
 
 # MLflow signature column types the server accepts, as the JSON types a client may send for them.
 NUMERIC_TYPES = {"double", "float", "long", "integer", "boolean"}
@@ -65,36 +62,18 @@ def signature_features(signature: Any) -> tuple[Feature, ...]:
     return tuple(features)
 
 
-def build_scorer(pipeline: Any, feature_names: list[str]) -> tuple[Scorer, str]:
-    """(scorer over a float64 matrix in ``feature_names`` order, name of the path taken).
-
-    A pipeline that is only an XGBoost classifier is scored with ``Booster.inplace_predict`` on the matrix: no
-    DataFrame, no sklearn validation, the same trees and the same float32 arithmetic as ``predict_proba``. Any other
-    pipeline goes through its own ``predict_proba`` (or ``score_samples``) on a DataFrame, so what was fitted is
-    exactly what scores.
-    """
-    steps = getattr(pipeline, "steps", [("model", pipeline)])
-    model = steps[-1][1]
-    if len(steps) == 1 and type(model).__name__ == "XGBClassifier":
-        booster = model.get_booster()
-        if booster.feature_names is not None and list(booster.feature_names) != feature_names:
-            raise ModelLoadError("the booster's feature order differs from the signature's")
-
-        def score_xgboost(X: NDArray[np.float64]) -> Scores:
-            # Feature names were checked once at load; per-call validation would only repeat that.
-            return np.asarray(booster.inplace_predict(X, validate_features=False), dtype=np.float64)
-
-        return score_xgboost, "xgboost-inplace"
-
-    predict = getattr(pipeline, "predict_proba", None)
-
-    def score_pipeline(X: NDArray[np.float64]) -> Scores:
-        frame = pd.DataFrame(X, columns=feature_names)
-        if predict is not None:
-            return np.asarray(predict(frame)[:, 1], dtype=np.float64)
-        return np.asarray(-pipeline.score_samples(frame), dtype=np.float64)
-
-    return score_pipeline, "sklearn-pipeline"
+def probe_rows(example: pd.DataFrame | None, feature_names: list[str]) -> NDArray[np.float64]:
+    """Rows on which a fast scorer must reproduce the pipeline: the logged example, varied, and all-missing."""
+    width = len(feature_names)
+    base = (
+        example[feature_names].to_numpy(dtype=np.float64)
+        if example is not None and set(feature_names) <= set(example.columns)
+        else np.zeros((1, width))
+    )
+    rng = np.random.default_rng(0)
+    varied = base[rng.integers(0, len(base), 40)] * rng.uniform(0.5, 1.5, (40, width))
+    varied[rng.random(varied.shape) < 0.2] = np.nan
+    return np.vstack([base, varied, np.full((1, width), np.nan)])
 
 
 def resolve_version(client: Any, name: str, *, alias: str | None, version: int | None) -> str:
@@ -125,7 +104,11 @@ def load_servable(client: Any, name: str, version: str) -> ServableModel:
             # them, and a mismatch that matters fails the smoke score below instead.
             warnings.simplefilter("ignore")
             local = mlflow.artifacts.download_artifacts(artifact_uri=uri)
-            signature = Model.load(local).signature
+            logged = Model.load(local)
+            signature = logged.signature
+            example = logged.load_input_example(local)
+            if not isinstance(example, pd.DataFrame):
+                example = None
             pipeline = mlflow.sklearn.load_model(local)
     except (MlflowException, OSError) as exc:
         raise ModelLoadError(f"cannot load {uri}: {exc}") from exc
@@ -134,11 +117,11 @@ def load_servable(client: Any, name: str, version: str) -> ServableModel:
     fitted_names = getattr(pipeline, "feature_names_in_", None)
     if fitted_names is not None and list(fitted_names) != names:
         raise ModelLoadError(f"{uri}: the signature's columns differ from the fitted pipeline's")
-    scorer, path = build_scorer(pipeline, names)
-    # A model that cannot score a row of missing values would fail requests later; fail the load instead.
-    probe = scorer(np.full((1, len(names)), np.nan))
-    if probe.shape != (1,):
-        raise ModelLoadError(f"{uri}: the scorer returned shape {probe.shape} for one row")
+    try:
+        # A model that cannot score the probe (an all-missing row among them) would fail requests: fail the load.
+        scorer, path = compile_scorer(pipeline, names, probe_rows(example, names))
+    except (ValueError, TypeError) as exc:
+        raise ModelLoadError(f"{uri}: the model cannot score its own input example: {exc}") from exc
     return ServableModel(
         name=name,
         version=str(version),

@@ -16,6 +16,7 @@ import time
 import zlib
 from collections import deque
 from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Any, Protocol
 
 import numpy as np
@@ -92,17 +93,63 @@ class KafkaSink:
         self.producer.flush(10)
 
 
+@dataclass(frozen=True)
+class _Batch:
+    """One request's predictions as the handler had them: turned into records on the writer thread."""
+
+    request_id: str
+    timestamp_ms: int
+    model: str
+    versions: Sequence[str]
+    variants: Sequence[str]
+    keys: Sequence[str | None]
+    feature_names: Sequence[str]
+    X: NDArray[np.float64]
+    scores: NDArray[np.float64]
+    rows: Sequence[int]
+
+    def records(self) -> list[tuple[int, bytes, bytes]]:
+        out = []
+        for i in self.rows:
+            # NaN (a missing feature) is written as null: JSON has no NaN.
+            features = dict(zip(self.feature_names, [None if v != v else v for v in self.X[i].tolist()], strict=True))
+            key = self.keys[i]
+            value = orjson.dumps(
+                {
+                    "request_id": self.request_id,
+                    "row": i,
+                    "timestamp_ms": self.timestamp_ms,
+                    "model": self.model,
+                    "model_version": self.versions[i],
+                    "variant": self.variants[i],
+                    "key": key,
+                    "features": features,
+                    "score": float(self.scores[i]),
+                }
+            )
+            out.append((self.timestamp_ms, key.encode() if key else b"", value))
+        return out
+
+
 class PredictionLog:
     def __init__(self, sink: Sink, metrics: ServerMetrics, *, buffer_size: int, flush_seconds: float) -> None:
         self.sink = sink
         self.metrics = metrics
         self.buffer_size = buffer_size
         self.flush_seconds = flush_seconds
-        self._buffer: deque[tuple[int, bytes, bytes]] = deque()
+        # Requests append whole batches (one cheap tuple each); rows are counted against the bound.
+        self._pending: deque[_Batch] = deque()
+        self._pending_rows = 0
+        self._retry: list[tuple[int, bytes, bytes]] = []
+        self._lock = threading.Lock()
         self._wake = threading.Event()
         self._stopping = threading.Event()
         self._thread = threading.Thread(target=self._run, name="prediction-log", daemon=True)
         self._thread.start()
+
+    @property
+    def buffered(self) -> int:
+        return self._pending_rows + len(self._retry)
 
     def submit(
         self,
@@ -117,35 +164,26 @@ class PredictionLog:
         scores: NDArray[np.float64],
         sample_rate: float,
     ) -> None:
-        """Queue one record per row; never blocks. Rows beyond the buffer's room are dropped and counted."""
-        timestamp_ms = time.time_ns() // 1_000_000
-        room = self.buffer_size - len(self._buffer)
-        rows = (
-            range(len(scores)) if sample_rate >= 1 else [i for i in range(len(scores)) if random.random() < sample_rate]
-        )
-        if len(rows) > room:
-            self.metrics.log_dropped.labels("buffer_full").inc(len(rows) - max(room, 0))
-            rows = rows[: max(room, 0)]
-        for i in rows:
-            # NaN (a missing feature) is written as null: JSON has no NaN.
-            features = dict(zip(feature_names, [None if v != v else v for v in X[i].tolist()], strict=True))
-            key = keys[i]
-            value = orjson.dumps(
-                {
-                    "request_id": request_id,
-                    "row": i,
-                    "timestamp_ms": timestamp_ms,
-                    "model": model,
-                    "model_version": versions[i],
-                    "variant": variants[i],
-                    "key": key,
-                    "features": features,
-                    "score": float(scores[i]),
-                }
+        """Queue the request's rows; never blocks. Rows beyond the buffer's room are dropped and counted.
+
+        The handler's arrays are never written to after scoring, so holding them (not copies) is safe.
+        """
+        n = len(scores)
+        rows: Sequence[int] = range(n) if sample_rate >= 1 else [i for i in range(n) if random.random() < sample_rate]
+        with self._lock:
+            room = max(self.buffer_size - self.buffered, 0)
+            if len(rows) > room:
+                self.metrics.log_dropped.labels("buffer_full").inc(len(rows) - room)
+                rows = rows[:room]
+            if not rows:
+                return
+            batch = _Batch(
+                request_id, time.time_ns() // 1_000_000, model, versions, variants, keys, feature_names, X, scores, rows
             )
-            self._buffer.append((timestamp_ms, key.encode() if key else b"", value))
-        if len(self._buffer) >= MAX_BATCH:
-            self._wake.set()
+            self._pending.append(batch)
+            self._pending_rows += len(rows)
+            if self._pending_rows >= MAX_BATCH:
+                self._wake.set()
 
     def _run(self) -> None:
         while not self._stopping.is_set():
@@ -154,22 +192,34 @@ class PredictionLog:
             self._drain()
         self._drain()
 
+    def _take(self) -> list[tuple[int, bytes, bytes]]:
+        with self._lock:
+            batches = list(self._pending)
+            self._pending.clear()
+            self._pending_rows = 0
+            records, self._retry = self._retry, []
+        for batch in batches:
+            records.extend(batch.records())
+        return records
+
     def _drain(self) -> None:
-        while self._buffer:
-            batch = [self._buffer.popleft() for _ in range(min(MAX_BATCH, len(self._buffer)))]
+        records = self._take()
+        for start in range(0, len(records), MAX_BATCH):
+            chunk = records[start : start + MAX_BATCH]
             try:
-                self.sink.write(batch)
+                self.sink.write(chunk)
             except Exception as exc:  # any sink failure: keep the records for the next attempt, never raise
-                logger.warning("Prediction log write failed, %d records kept for retry: %s", len(batch), exc)
-                room = self.buffer_size - len(self._buffer)
-                kept = batch[: max(room, 0)]
-                if len(batch) > len(kept):
-                    self.metrics.log_dropped.labels("buffer_full").inc(len(batch) - len(kept))
-                self._buffer.extendleft(reversed(kept))
-                self.metrics.log_buffered.set(len(self._buffer))
-                return
-            self.metrics.log_written.inc(len(batch))
-        self.metrics.log_buffered.set(len(self._buffer))
+                rest = records[start:]
+                logger.warning("Prediction log write failed, %d records kept for retry: %s", len(rest), exc)
+                with self._lock:
+                    room = max(self.buffer_size - self._pending_rows, 0)
+                    kept = rest[:room]
+                    if len(rest) > len(kept):
+                        self.metrics.log_dropped.labels("buffer_full").inc(len(rest) - len(kept))
+                    self._retry = kept
+                break
+            self.metrics.log_written.inc(len(chunk))
+        self.metrics.log_buffered.set(self.buffered)
 
     def close(self, timeout: float = 10.0) -> None:
         """Write what is buffered (one last attempt), then release the sink."""

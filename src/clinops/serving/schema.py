@@ -1,10 +1,8 @@
-"""Request bodies, checked against the served model's signature: a fast path for valid input, pydantic for errors.
+"""Request bodies, checked against the served model's signature by one pydantic schema per model.
 
-The contract is one pydantic schema per model, derived from its signature: it produces the OpenAPI request schema
-and every 422 message. Valid requests never reach it: a hand-written check that accepts a subset of what the
-schema accepts (exact key sets, JSON numbers only) turns the parsed body straight into a float matrix. Anything it
-does not accept is handed to pydantic, which either names each problem field by field or, for input the fast check
-was too strict about, returns the validated body; so both paths agree on every input.
+The schema is built from the signature when a model loads: it produces the OpenAPI request schema, validates every
+body in one pass of pydantic-core (JSON parsing included, in Rust) and names every problem field by field. It was
+measured against a hand-written check over orjson-parsed bodies and was faster for the 92-feature encounter model.
 """
 
 from __future__ import annotations
@@ -23,7 +21,6 @@ from clinops.serving.model import Feature
 # One request's rows at most: bounds memory and the event loop's time on a single request.
 MAX_BATCH_ROWS = 10_000
 _NUMBER = Annotated[float, Field(strict=True, allow_inf_nan=False)]
-_FAST_TYPES = frozenset({float, int, type(None)})
 MAX_KEY_LENGTH = 256
 
 
@@ -79,9 +76,6 @@ class PredictSchema:
     def __init__(self, features: tuple[Feature, ...], sticky_key: str) -> None:
         self.names = [f.name for f in features]
         self.sticky_key = sticky_key
-        self._name_set = frozenset(self.names)
-        self._required = frozenset(f.name for f in features if f.required)
-        self._instance_keys = frozenset({"features", sticky_key})
         features_type = _typed_dict(
             "Features",
             {f.name: Required[_NUMBER] if f.required else NotRequired[_NUMBER | None] for f in features},
@@ -95,61 +89,35 @@ class PredictSchema:
         batch_type = _typed_dict("Batch", {"instances": Required[rows_type]})
         self._instance = TypeAdapter(instance_type)
         self._batch = TypeAdapter(batch_type)
+        # What parse validates: either shape in one schema, so a body is read once whichever it is.
+        request_type = _typed_dict(
+            "Request",
+            {
+                "features": NotRequired[features_type],
+                sticky_key: NotRequired[key_type],
+                "instances": NotRequired[rows_type],
+            },
+        )
+        self._request = TypeAdapter(request_type)
 
     def json_schema(self) -> dict[str, Any]:
         """One instance or a batch, for the OpenAPI document."""
         return {"oneOf": [self._instance.json_schema(), self._batch.json_schema()]}
 
     def parse(self, body: bytes) -> Rows:
-        document = parse_json(body)
-        if type(document) is not dict:
-            raise error([], "expected a JSON object with features, or with instances", "dict_type")
-        single = "instances" not in document
-        instances = [document] if single else document["instances"]
-        rows = self._fast_rows(instances) if single or len(document) == 1 else None
-        if rows is None:
-            instances = self._validated(document, single)
-            rows = self._fast_rows(instances)
-            if rows is None:  # pragma: no cover - the schema accepted what the matrix cannot hold
-                raise error([], "the request could not be read as numbers")
-        X, keys = rows
-        return Rows(X=X, keys=keys, single=single)
-
-    def _validated(self, document: dict[str, Any], single: bool) -> list[dict[str, Any]]:
         try:
-            if single:
-                return [self._instance.validate_python(document)]
-            return list(self._batch.validate_python(document)["instances"])
+            document = self._request.validate_json(body)
         except ValidationError as exc:
             raise _pydantic_errors(exc) from exc
-
-    def _fast_rows(self, instances: Any) -> tuple[NDArray[np.float64], list[str | None]] | None:
-        if type(instances) is not list or not 0 < len(instances) <= MAX_BATCH_ROWS:
-            return None
-        names, name_set, required, sticky_key = self.names, self._name_set, self._required, self.sticky_key
-        values: list[list[Any]] = []
-        keys: list[str | None] = []
-        for instance in instances:
-            if type(instance) is not dict or not instance.keys() <= self._instance_keys:
-                return None
-            features = instance.get("features")
-            key = instance.get(sticky_key)
-            if type(features) is not dict or (
-                key is not None and (type(key) is not str or not 0 < len(key) <= MAX_KEY_LENGTH)
-            ):
-                return None
-            present = features.keys()
-            if not (present <= name_set and required <= present):
-                return None
-            row = [features.get(n) for n in names]
-            if not set(map(type, row)) <= _FAST_TYPES:
-                return None
-            if None in row and any(features.get(n) is None for n in required):
-                return None
-            values.append(row)
-            keys.append(key)
-        try:
-            X = np.array(values, dtype=np.float64)
-        except OverflowError:
-            return None
-        return X, keys
+        instances = document.get("instances")
+        single = instances is None
+        if single:
+            if "features" not in document:
+                raise error(["features"], "expected features (one instance) or instances (a batch)", "missing")
+            instances = [document]
+        elif len(document) > 1:
+            extra = sorted(set(document) - {"instances"})
+            raise error([extra[0]], "a batch carries its keys and features inside each instance", "extra_forbidden")
+        names = self.names
+        X = np.array([[i["features"].get(n) for n in names] for i in instances], dtype=np.float64)
+        return Rows(X=X, keys=[i.get(self.sticky_key) for i in instances], single=single)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import gc
 import logging
 from dataclasses import dataclass
 from typing import Any
@@ -168,6 +169,9 @@ class ServingState:
     def _swap(self, served: Served, previous: Served | None) -> None:
         # One assignment: a request holds either the old Served or the new one, never parts of both.
         self.served = served
+        # What is loaded now lives as long as the process: move it out of the collector's sight, so full
+        # collections stay short and a request never waits behind a sweep of the libraries' objects.
+        gc.freeze()
         self._loaded = {m.version: m for m in (served.routing.primary, served.routing.canary) if m is not None}
         self.metrics.reloads.labels("initial" if previous is None else "swapped").inc()
         self.metrics.loaded.clear()

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import Field, model_validator
+from pydantic import Field, field_validator, model_validator
 
 from clinops.specs.common import ObjectMeta, SpecModel
 from clinops.specs.training_job import ModelRef
@@ -39,6 +39,13 @@ class ServedModel(ModelRef, VersionRef):
 
 
 class CanarySpec(VersionRef):
+    @field_validator("sticky_key")
+    @classmethod
+    def not_a_body_field(cls, sticky_key: str) -> str:
+        if sticky_key in ("features", "instances"):
+            raise ValueError("stickyKey must not be features or instances: those name the request body's parts")
+        return sticky_key
+
     traffic_percent: float = Field(
         ge=0, le=100, description="Share of requests (by sticky key) the canary answers, in percent."
     )
