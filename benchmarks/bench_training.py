@@ -1,10 +1,11 @@
 """Training path against its peers in one run: ASHA search vs a grid search, final fit vs bare XGBoost, model vs oracle.
 
 1. HPO: our Ray Tune ASHA search (``tune_models``, XGBoost only) against scikit-learn ``GridSearchCV`` over the same
-   search space discretised into a grid over all seven parameters. Both score candidates on the very same
-   patient-grouped validation split of the training data (a ``PredefinedSplit`` rebuilt exactly as ``tune_models``
-   builds its own), run two candidates at a time, and have their winner refitted on the whole training split with ``fit_pipeline`` and scored on the
-   held-out test patients. Target: within 0.002 test AUC of the grid's best in at most a third of its time.
+   search space discretised into a grid over all seven parameters. Both score candidates on the very same patient-
+   grouped validation split of the training data (a ``PredefinedSplit`` rebuilt exactly as ``tune_models`` builds its
+   own), run two candidates at a time, and have their winner refitted on the whole training split with
+   ``fit_pipeline`` and scored on the held-out test patients. Target: within 0.002 test AUC of the grid's best in at
+   most a third of its time.
 2. Overhead: the final-fit step (``fit_pipeline``) against a bare ``xgboost.train`` with the same parameters on the
    same rows, best of N each. Target: at most 10 % slower.
 3. Quality: test AUC of our model (the ASHA winner, as the platform would ship it) against the oracle's AUC, the
