@@ -78,8 +78,10 @@ def test_first_run_registers_a_champion_then_a_weaker_margin_is_rejected(mlflow_
     assert len(trials) == 4
     assert all("algorithm" in t.data.params and "roc_auc" in t.data.metrics for t in trials)
 
-    # Same data, same search: it cannot beat the champion by 0.05 on the same held-out split.
-    second = run_training_job(training_job("weekly-2"), tracking_uri=mlflow_server, lake_root=lake_root)
+    # Same data, a smaller search: it cannot beat the champion by 0.05 on the same held-out split.
+    small_trees = {"xgboost": {"n_estimators": {"type": "int", "low": 40, "high": 80}}}
+    lighter = {"algorithms": ["xgboost"], "tuning": {"trials": 2, "timeoutSeconds": 600, "searchSpace": small_trees}}
+    second = run_training_job(training_job("weekly-2", **lighter), tracking_uri=mlflow_server, lake_root=lake_root)
     assert not second.decision["promote"]
     assert "improvement" in second.decision["reason"]
     assert second.decision["previous_version"] == first.version
