@@ -89,7 +89,7 @@ def resolve_version(client: Any, name: str, *, alias: str | None, version: int |
         raise ModelLoadError(f"registered model {name!r} has no {what}: {exc.message}") from exc
 
 
-def load_servable(client: Any, name: str, version: str) -> ServableModel:
+def load_servable(client: Any, name: str, version: str, tracking_uri: str) -> ServableModel:
     """Download and prepare one registered version; raises ModelLoadError on anything that would fail a request."""
     import mlflow
     from mlflow.exceptions import MlflowException
@@ -103,7 +103,10 @@ def load_servable(client: Any, name: str, version: str) -> ServableModel:
             # MLflow warns when the serving environment's library versions differ from training's; the image pins
             # them, and a mismatch that matters fails the smoke score below instead.
             warnings.simplefilter("ignore")
-            local = mlflow.artifacts.download_artifacts(artifact_uri=uri)
+            # The server's registry, not whatever the process-global tracking URI happens to be.
+            local = mlflow.artifacts.download_artifacts(
+                artifact_uri=uri, tracking_uri=tracking_uri, registry_uri=tracking_uri
+            )
             logged = Model.load(local)
             signature = logged.signature
             example = logged.load_input_example(local)

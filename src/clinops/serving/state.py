@@ -161,7 +161,7 @@ class ServingState:
         model = self._loaded.get(version)
         if model is None:
             logger.info("Loading %s version %s", name, version)
-            model = await asyncio.to_thread(load_servable, self.client, name, version)
+            model = await asyncio.to_thread(load_servable, self.client, name, version, self.settings.tracking_uri)
             self.metrics.load_seconds.labels(version).set(model.load_seconds)
             logger.info("Loaded %s version %s in %.2fs (%s)", name, version, model.load_seconds, model.fast_path)
         return model
