@@ -54,8 +54,13 @@ def canary_columns(primary: ServableModel, canary: ServableModel) -> np.ndarray[
 
 class ServingState:
     def __init__(self, settings: ServerSettings, metrics: ServerMetrics) -> None:
+        import mlflow
         from mlflow import MlflowClient
 
+        # models:/ URIs are resolved through the process-global registry in parts of MLflow that take no URI
+        # argument; a server serves one registry, so make it the global one.
+        mlflow.set_tracking_uri(settings.tracking_uri)
+        mlflow.set_registry_uri(settings.tracking_uri)
         self.settings = settings
         self.metrics = metrics
         self.spec = settings.spec
