@@ -39,6 +39,3 @@ class Routing:
         if position < self.canary_percent * BUCKETS / 100:
             return CANARY, self.canary
         return PRIMARY, self.primary
-
-    def served(self, variant: str) -> ServableModel | None:
-        return self.primary if variant == PRIMARY else self.canary
