@@ -45,7 +45,7 @@ class Rows:
     single: bool
 
 
-def _pydantic_errors(exc: ValidationError) -> RequestError:
+def field_errors(exc: ValidationError) -> RequestError:
     return RequestError(
         [{"type": e["type"], "loc": ["body", *e["loc"]], "msg": e["msg"]} for e in exc.errors(include_url=False)]
     )
@@ -108,7 +108,7 @@ class PredictSchema:
         try:
             document = self._request.validate_json(body)
         except ValidationError as exc:
-            raise _pydantic_errors(exc) from exc
+            raise field_errors(exc) from exc
         instances = document.get("instances")
         single = instances is None
         if single:

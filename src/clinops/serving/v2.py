@@ -14,7 +14,7 @@ import numpy as np
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from clinops.serving.model import Feature
-from clinops.serving.schema import MAX_BATCH_ROWS, RequestError, Rows, error, parse_json
+from clinops.serving.schema import MAX_BATCH_ROWS, Rows, error, field_errors, parse_json
 
 NUMERIC_DATATYPES = (
     "BOOL",
@@ -70,9 +70,7 @@ def parse_infer(body: bytes, features: tuple[Feature, ...], sticky_key: str) -> 
     try:
         request = InferRequest.model_validate(parse_json(body))
     except ValidationError as exc:
-        raise RequestError(
-            [{"type": e["type"], "loc": ["body", *e["loc"]], "msg": e["msg"]} for e in exc.errors(include_url=False)]
-        ) from exc
+        raise field_errors(exc) from exc
     names = [f.name for f in features]
     by_name = {i.name: (n, i) for n, i in enumerate(request.inputs)}
     key_input = by_name.pop(sticky_key, None)
