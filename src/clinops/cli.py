@@ -301,5 +301,101 @@ def serve(
     run_server(settings, host=host, port=port)
 
 
+BootstrapOption = Annotated[
+    str,
+    typer.Option(
+        "--bootstrap", envvar="CLINOPS_KAFKA_BOOTSTRAP", help="Kafka bootstrap servers (env CLINOPS_KAFKA_BOOTSTRAP)."
+    ),
+]
+
+
+@app.command()
+@_readable_errors
+def produce(
+    bootstrap: BootstrapOption = "127.0.0.1:9092",
+    patients: PatientsOption = 2000,
+    seed: SeedOption = 7,
+    days: Annotated[int, typer.Option(min=1, max=3650, help="Admission window in days.")] = 90,
+    covariate_shift: CovariateOption = 0.0,
+    rate: Annotated[
+        float | None, typer.Option(min=1.0, help="Events per second (default: as fast as Kafka takes them).")
+    ] = None,
+    duration: Annotated[
+        float | None,
+        typer.Option(min=0.1, help="Seconds to keep producing, cohort after cohort (default: one cohort)."),
+    ] = None,
+) -> None:
+    """Send a synthetic cohort's events to Kafka: idempotent, acks=all, keyed by patient id."""
+    from clinops.streaming.producer import produce_events
+
+    config = _config(patients, seed, covariate_shift, None, 0.0, days)
+    with console.status("Producing") as status:
+        report = produce_events(
+            bootstrap,
+            config,
+            rate=rate,
+            duration=duration,
+            progress=lambda r: status.update(f"Produced {r.produced:,}, acknowledged {r.delivered_total:,}"),
+        )
+    table = Table("topic", "delivered", "failed", title=f"Kafka {bootstrap}")
+    for topic in sorted(set(report.delivered) | set(report.failed)):
+        table.add_row(topic, f"{report.delivered[topic]:,}", f"{report.failed[topic]:,}")
+    out.print(table)
+    out.print(f"{report.delivered_total:,} events acknowledged in {report.seconds:.1f}s ({report.rate:,.0f}/s)")
+    if report.failed_total:
+        raise ClinopsError(f"{report.failed_total:,} events were not delivered: {report.first_error}")
+
+
+@app.command()
+@_readable_errors
+def ingest(
+    bootstrap: BootstrapOption = "127.0.0.1:9092",
+    lake: LakeOption = DEFAULT_LAKE,
+    topics: Annotated[
+        list[str] | None, typer.Option("--topic", help="Topic to ingest (repeatable; default: the four event topics).")
+    ] = None,
+    group: Annotated[str, typer.Option(help="Consumer group.")] = "clinops-bronze",
+    instance_id: Annotated[
+        str | None,
+        typer.Option(envvar="CLINOPS_INGEST_INSTANCE_ID", help="Static group member id, stable across restarts."),
+    ] = None,
+    batch_records: Annotated[int, typer.Option(min=1, help="Write a partition's batch at this many records…")] = 5000,
+    batch_seconds: Annotated[
+        float, typer.Option(min=0.01, help="…or when its first record is this many seconds old.")
+    ] = 5.0,
+    metrics_port: Annotated[int | None, typer.Option(help="Serve Prometheus metrics on this port.")] = None,
+    exit_at_end: Annotated[
+        bool, typer.Option("--exit-at-end", help="Stop once every partition is written to its end.")
+    ] = False,
+) -> None:
+    """Consume the event topics into bronze objects; offsets are committed only after their objects are written."""
+    import signal
+    import threading
+
+    from clinops.streaming.ingest import EVENT_TOPICS, BronzeIngestor, IngestSettings
+
+    settings = IngestSettings(
+        topics=tuple(topics) if topics else EVENT_TOPICS,
+        group=group,
+        batch_records=batch_records,
+        batch_seconds=batch_seconds,
+        instance_id=instance_id,
+    )
+    ingestor = BronzeIngestor(bootstrap, _lake(lake), settings)
+    if metrics_port is not None:
+        from prometheus_client import start_http_server
+
+        start_http_server(metrics_port, addr="127.0.0.1", registry=ingestor.metrics.registry)
+    stop = threading.Event()
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(signum, lambda *_: stop.set())
+    console.print(f"Ingesting {', '.join(settings.topics)} from {bootstrap} into {lake}")
+    report = ingestor.run(stop=stop, exit_at_end=exit_at_end)
+    out.print(
+        f"{report.records:,} records in {report.objects:,} bronze objects, {report.quarantined:,} quarantined, "
+        f"{report.rewritten_batches:,} uncommitted batches rewritten"
+    )
+
+
 def main() -> None:
     app()

@@ -6,7 +6,7 @@ import orjson
 import pyarrow as pa
 import pytest
 
-from clinops.lake.bronze import BronzeWriter, TransportRecord
+from clinops.lake.bronze import MAX_RECORD_BYTES, BronzeWriter, TransportRecord
 from clinops.lake.layout import bronze_object, parse_bronze_key
 from clinops.lake.store import Lake, LakeError
 
@@ -120,3 +120,12 @@ def test_malformed_messages_go_to_quarantine_with_reasons(lake) -> None:
     assert entries[0]["reasons"][0].startswith("malformed_json")
     assert entries[1]["reasons"] == ["malformed_json: not a JSON object"]
     assert entries[0]["raw"] == "{not json"
+
+
+def test_an_oversized_message_is_quarantined_whole(lake) -> None:
+    huge = orjson.dumps({"event_id": "e", "note": "x" * (MAX_RECORD_BYTES + 1)})
+    result = BronzeWriter(lake).write("adverse-events", 0, [TransportRecord(0, T0, huge)])
+    assert (result.records, result.quarantined) == (0, 1)
+    (entry,) = [orjson.loads(line) for line in lake.read_bytes(lake.keys("quarantine/adverse_events/")[0]).splitlines()]
+    assert entry["reasons"] == [f"oversized: {len(huge)} bytes (limit {MAX_RECORD_BYTES})"]
+    assert entry["raw"].encode() == huge

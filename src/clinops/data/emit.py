@@ -95,16 +95,52 @@ def write_reference_tables(cohort: Cohort, lake: Lake) -> None:
         lake.write_parquet(key, pa.Table.from_pandas(frame, preserve_index=False))
 
 
-def emit_jsonl(cohort: Cohort, out: IO[str]) -> EmitReport:
-    """The raw event streams as JSON lines in send order (all topics merged by transport time)."""
-    report = EmitReport()
+@dataclass(frozen=True)
+class TransportStream:
+    """Every raw event of a cohort in send order (all topics merged by transport time), ready for a transport."""
+
+    topics: NDArray[Any]
+    keys: NDArray[Any]
+    values: list[bytes]
+    times_ms: NDArray[np.int64]
+    records: dict[str, int]
+
+    def __len__(self) -> int:
+        return len(self.values)
+
+
+def transport_stream(cohort: Cohort) -> TransportStream:
+    """The cohort's event streams as one time-ordered sequence of (topic, key, value, time) messages.
+
+    Keys are patient ids (DESIGN §6); a record that lost its patient id is keyed by its event id so it still
+    has a stable partition and reaches quarantine like any other.
+    """
+    topics: list[NDArray[Any]] = []
+    keys: list[NDArray[Any]] = []
     times: list[NDArray[Any]] = []
     lines: list[bytes] = []
+    records: dict[str, int] = {}
     for kind, frame in _raw_frames(cohort):
-        report.records[TOPIC_BY_EVENT_TYPE[kind]] = len(frame)
-        times.append(frame[RECORD_TIME_COLUMN].to_numpy())
+        topic = TOPIC_BY_EVENT_TYPE[kind]
+        records[topic] = len(frame)
+        topics.append(np.full(len(frame), topic, dtype=object))
+        keys.append(frame["patient_id"].where(frame["patient_id"].notna(), frame["event_id"]).to_numpy(dtype=object))
+        times.append(frame[RECORD_TIME_COLUMN].to_numpy(dtype=np.int64))
         lines.extend(_json_lines(frame))
-    for index in np.argsort(np.concatenate(times), kind="stable").tolist():
-        out.write(lines[index].decode())
+    order = np.argsort(np.concatenate(times), kind="stable")
+    return TransportStream(
+        topics=np.concatenate(topics)[order],
+        keys=np.concatenate(keys)[order],
+        values=[lines[i] for i in order.tolist()],
+        times_ms=np.concatenate(times)[order],
+        records=records,
+    )
+
+
+def emit_jsonl(cohort: Cohort, out: IO[str]) -> EmitReport:
+    """The raw event streams as JSON lines in send order (all topics merged by transport time)."""
+    stream = transport_stream(cohort)
+    for value in stream.values:
+        out.write(value.decode())
         out.write("\n")
-    return report
+    return EmitReport(records=stream.records)

@@ -33,7 +33,13 @@ def entity_for_topic(topic: str) -> str:
     return ENTITY_BY_EVENT_TYPE[kind] if kind is not None else topic
 
 
+# A clinical event is a few hundred bytes; anything this large is a faulty source, kept whole in quarantine.
+MAX_RECORD_BYTES = 64 * 1024
+
+
 def _malformed_reason(value: bytes) -> str | None:
+    if len(value) > MAX_RECORD_BYTES:
+        return f"oversized: {len(value)} bytes (limit {MAX_RECORD_BYTES})"
     try:
         parsed = orjson.loads(value)
     except orjson.JSONDecodeError as exc:

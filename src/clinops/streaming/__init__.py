@@ -1,0 +1,1 @@
+"""Kafka ingestion into the lake and, under flink/, the PyFlink stream jobs."""

@@ -1,0 +1,155 @@
+"""Kafka producer of the synthetic sources: generated events to their topics, keyed by patient, idempotent."""
+
+from __future__ import annotations
+
+import time
+from collections import Counter
+from collections.abc import Callable, Iterator, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from confluent_kafka import KafkaError, KafkaException, Message, Producer
+
+from clinops.data.emit import TransportStream, transport_stream
+from clinops.data.generator import GeneratorConfig, generate
+from clinops.errors import ClinopsError
+
+# Throughput settings: the broker acknowledges whole batches, so large lingering batches (lz4) carry the rate;
+# idempotence keeps retries after a broker restart from writing a record twice.
+PRODUCER_DEFAULTS: dict[str, Any] = {
+    "enable.idempotence": True,
+    "acks": "all",
+    "linger.ms": 20,
+    "batch.size": 1_000_000,
+    "compression.type": "lz4",
+    "queue.buffering.max.messages": 1_000_000,
+    "queue.buffering.max.kbytes": 1_048_576,
+    "message.timeout.ms": 300_000,
+}
+# How many messages go out between looks at delivery reports and the rate limit.
+_PACE_EVERY = 1000
+
+
+class ProduceError(ClinopsError):
+    """The broker could not be reached, or not every message was acknowledged in time."""
+
+
+@dataclass
+class ProduceReport:
+    produced: int = 0
+    delivered: Counter[str] = field(default_factory=Counter)
+    failed: Counter[str] = field(default_factory=Counter)
+    first_error: str | None = None
+    seconds: float = 0.0
+
+    @property
+    def delivered_total(self) -> int:
+        return sum(self.delivered.values())
+
+    @property
+    def failed_total(self) -> int:
+        return sum(self.failed.values())
+
+    @property
+    def rate(self) -> float:
+        return self.delivered_total / self.seconds if self.seconds else 0.0
+
+
+def cohort_streams(config: GeneratorConfig) -> Iterator[TransportStream]:
+    """Cohort after cohort (seed, seed+1, …) for as long as a producer runs: ids never repeat across cohorts."""
+    seed = config.seed
+    while True:
+        yield transport_stream(generate(config.model_copy(update={"seed": seed})))
+        seed += 1
+
+
+class EventProducer:
+    """Sends transport streams to Kafka and counts what the broker acknowledged, per topic."""
+
+    def __init__(self, bootstrap: str, *, overrides: Mapping[str, Any] | None = None) -> None:
+        self.report = ProduceReport()
+        self._producer = Producer(
+            {"bootstrap.servers": bootstrap, **PRODUCER_DEFAULTS, **(overrides or {}), "error_cb": self._on_error}
+        )
+
+    def _on_error(self, error: KafkaError) -> None:
+        if error.fatal():
+            self.report.first_error = self.report.first_error or str(error)
+
+    def _on_delivery(self, error: KafkaError | None, message: Message) -> None:
+        topic = message.topic() or ""
+        if error is None:
+            self.report.delivered[topic] += 1
+        else:
+            self.report.failed[topic] += 1
+            self.report.first_error = self.report.first_error or str(error)
+
+    def send(
+        self,
+        stream: TransportStream,
+        *,
+        rate: float | None = None,
+        deadline: float | None = None,
+        progress: Callable[[ProduceReport], None] | None = None,
+    ) -> bool:
+        """Queue the stream's messages, at most ``rate`` per second; False when ``deadline`` cut it short."""
+        produce = self._producer.produce
+        poll = self._producer.poll
+        start = time.monotonic()
+        topics, keys, times = stream.topics.tolist(), stream.keys.tolist(), stream.times_ms.tolist()
+        for index, value in enumerate(stream.values):
+            while True:
+                try:
+                    produce(topics[index], value, keys[index], timestamp=times[index], on_delivery=self._on_delivery)
+                    break
+                except BufferError:
+                    # The local queue is full: serve delivery reports until the broker has drained some of it.
+                    poll(0.05)
+            self.report.produced += 1
+            if index % _PACE_EVERY == 0:
+                poll(0)
+                now = time.monotonic()
+                if deadline is not None and now >= deadline:
+                    return False
+                if rate:
+                    ahead = start + index / rate - now
+                    if ahead > 0:
+                        time.sleep(ahead)  # pacing to the requested rate, not waiting on anything
+                if progress:
+                    progress(self.report)
+        return True
+
+    def flush(self, timeout: float = 120.0) -> ProduceReport:
+        """Wait for every queued message's acknowledgement; unacknowledged ones are an error."""
+        remaining = self._producer.flush(timeout)
+        if remaining:
+            raise ProduceError(
+                f"{remaining} messages were not acknowledged within {timeout:.0f}s"
+                + (f": {self.report.first_error}" if self.report.first_error else "")
+            )
+        return self.report
+
+
+def produce_events(
+    bootstrap: str,
+    config: GeneratorConfig,
+    *,
+    rate: float | None = None,
+    duration: float | None = None,
+    progress: Callable[[ProduceReport], None] | None = None,
+    overrides: Mapping[str, Any] | None = None,
+) -> ProduceReport:
+    """Generated events to their topics: one cohort, or cohort after cohort until ``duration`` seconds passed."""
+    producer = EventProducer(bootstrap, overrides=overrides)
+    started = time.monotonic()
+    deadline = started + duration if duration else None
+    try:
+        for stream in cohort_streams(config):
+            finished = producer.send(stream, rate=rate, deadline=deadline, progress=progress)
+            if not finished or deadline is None or time.monotonic() >= deadline:
+                break
+        report = producer.flush()
+    except KafkaException as exc:
+        raise ProduceError(f"producing to {bootstrap} failed: {exc.args[0]}") from exc
+    report.seconds = time.monotonic() - started
+    return report
