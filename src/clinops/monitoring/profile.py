@@ -1,55 +1,150 @@
-"""Reference profile of a training set: what the drift monitor compares live windows against."""
+"""Reference profile of a training set: the bins and counts the drift monitor compares live windows against."""
 
 from __future__ import annotations
 
+import os
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import numpy as np
+import numpy.typing as npt
 import pandas as pd
 
-PROFILE_VERSION = 1
+# 2: numeric features gained fine bins ("bin_edges"/"bin_counts"), categorical ones their reference counts
+# ("categories"/"category_counts"), both an explicit "missing" count; the raw "sample" is gone (counts replace it).
+PROFILE_VERSION = 2
 DEFAULT_BINS = 10
+# KS from binned CDFs can only miss the supremum inside a bin; 500 equal-mass bins keep that miss small enough that
+# the binned test and the raw two-sample test reach the same decision on ~99 % of undrifted columns.
+DEFAULT_FINE_BINS = 500
+# Floor of the spread that scales the out-of-range cuts (and normalises Wasserstein): a constant column has none.
+MIN_SCALE = 1e-3
+QUANTILES = (0.01, 0.05, 0.25, 0.5, 0.75, 0.95, 0.99)
+
+FloatArray = npt.NDArray[np.float64]
+IntArray = npt.NDArray[np.int64]
 
 
-def _numeric_profile(values: pd.Series, bins: int) -> dict[str, Any]:
-    present = values.dropna().to_numpy(dtype=float)
-    if present.size == 0:
-        return {"kind": "numeric", "count": int(values.size), "missing_rate": 1.0, "edges": [], "frequencies": []}
-    # Quantile edges give equal-mass bins on the reference, the usual basis for PSI; ties collapse duplicates.
-    edges = np.unique(np.quantile(present, np.linspace(0, 1, bins + 1)))
-    inner = edges[1:-1]
-    counts = np.bincount(np.searchsorted(inner, present, side="right"), minlength=len(inner) + 1)
-    return {
+def is_numeric_column(column: pd.Series[Any]) -> bool:
+    """Whether a column is profiled as numeric (numbers but not booleans) rather than categorical."""
+    return bool(pd.api.types.is_numeric_dtype(column) and not pd.api.types.is_bool_dtype(column))
+
+
+def as_float(column: pd.Series[Any]) -> FloatArray:
+    """The column as float64 with every null (NaN, None, pd.NA) as NaN; text that is not a number becomes NaN."""
+    if not pd.api.types.is_numeric_dtype(column) or pd.api.types.is_bool_dtype(column):
+        column = pd.to_numeric(column, errors="coerce")
+    return np.asarray(column.to_numpy(dtype=np.float64, na_value=np.nan), dtype=np.float64)
+
+
+def sorted_finite(values: FloatArray) -> FloatArray:
+    """Sorted finite values; NaN and ±inf count as missing, so they are cut off the sorted ends."""
+    ordered = np.sort(values)  # NaN sorts last
+    start = int(np.searchsorted(ordered, -np.inf, side="right"))
+    stop = int(np.searchsorted(ordered, np.inf, side="left"))
+    return ordered[start:stop]
+
+
+def counts_below(ordered: FloatArray, edges: FloatArray) -> IntArray:
+    """Counts per bin of sorted finite values, bin = number of edges <= value (len(edges) + 1 bins).
+
+    Sorting once and searching the edges in the sorted values is several times faster than searching every value
+    in the edges, and gives exactly the same counts.
+    """
+    below = np.searchsorted(ordered, edges, side="left")
+    return np.diff(np.concatenate(([0], below, [ordered.size]))).astype(np.int64)
+
+
+def _numeric_profile(values: pd.Series[Any], bins: int, fine_bins: int) -> dict[str, Any]:
+    ordered = sorted_finite(as_float(values))
+    n, total = int(ordered.size), int(values.size)
+    base: dict[str, Any] = {
         "kind": "numeric",
-        "count": int(values.size),
-        "missing_rate": float(1 - present.size / values.size),
-        "mean": float(present.mean()),
-        "std": float(present.std(ddof=1)) if present.size > 1 else 0.0,
-        "quantiles": {str(q): float(np.quantile(present, q)) for q in (0.01, 0.05, 0.25, 0.5, 0.75, 0.95, 0.99)},
+        "count": total,
+        "missing": total - n,
+        "missing_rate": float(1 - n / total) if total else 0.0,
+    }
+    if n == 0:
+        return {**base, "edges": [], "frequencies": [], "bin_edges": [], "bin_counts": [0]}
+    std = float(ordered.std(ddof=1)) if n > 1 else 0.0
+    # Order statistics at equal-mass levels: edges are observed values, so ties fall wholly on one side of an edge.
+    full = ordered[np.arange(fine_bins + 1) * (n - 1) // fine_bins]
+    # The outermost equal-mass bins of a long-tailed column are wide; halving their mass ten times over keeps the
+    # binned CDFs (and so Wasserstein) close to the raw ones out there.
+    tail = (n - 1) // (fine_bins * 2 ** np.arange(1, 11))
+    extremes = ordered[np.concatenate((tail, n - 1 - tail))]
+    # A cut just above the maximum keeps values beyond the range apart from the maximum itself (and gives a constant
+    # column a below / equal / above split).
+    above_max = np.nextafter(full[-1], np.inf)
+    # Cuts spaced geometrically outside the range, in units of the Wasserstein normalisation, bound how far
+    # out-of-range mass lies, so the binned distance still measures a shift out of the range.
+    steps = max(std, MIN_SCALE) * 2.0 ** np.arange(-4, 7)
+    with np.errstate(over="ignore"):
+        tails = np.concatenate((full[0] - steps, above_max + steps))
+    bin_edges = np.unique(np.concatenate((full, extremes, [above_max], tails[np.isfinite(tails)])))
+    # Coarse PSI cuts: the reference's quantile cuts plus the two ends of its range, all of them fine cuts too, so
+    # coarse counts are sums of fine counts.
+    coarse_levels = np.round(np.linspace(0, fine_bins, bins + 1)).astype(np.int64)[:-1]
+    edges = np.unique(np.append(full[coarse_levels], above_max))
+    return {
+        **base,
+        "mean": float(ordered.mean()),
+        "std": std,
+        "quantiles": {str(q): float(ordered[round(q * (n - 1))]) for q in QUANTILES},
         "edges": edges.tolist(),
-        "frequencies": (counts / counts.sum()).tolist(),
-        # A sorted sample keeps two-sample tests (KS, Wasserstein) possible without shipping the training set.
-        "sample": np.sort(np.random.default_rng(0).choice(present, size=min(2000, present.size), replace=False))
-        .round(6)
-        .tolist(),
+        "frequencies": (counts_below(ordered, edges) / n).tolist(),
+        "bin_edges": bin_edges.tolist(),
+        "bin_counts": counts_below(ordered, bin_edges).tolist(),
     }
 
 
-def _categorical_profile(values: pd.Series) -> dict[str, Any]:
-    frequencies = values.astype("string").value_counts(normalize=True, dropna=True).sort_index()
+def category_text(values: pd.Series[Any]) -> pd.Series[Any]:
+    """Categories are compared as text (pandas' ``astype("string")``), with nulls kept as missing."""
+    return values.astype("string")
+
+
+def _categorical_profile(values: pd.Series[Any]) -> dict[str, Any]:
+    text = category_text(values)
+    counts = text.value_counts(dropna=True).sort_index()
+    total, missing = int(values.size), int(text.isna().sum())
+    present = total - missing
     return {
         "kind": "categorical",
-        "count": int(values.size),
-        "missing_rate": float(values.isna().mean()),
-        "frequencies": {str(k): float(v) for k, v in frequencies.items()},
+        "count": total,
+        "missing": missing,
+        "missing_rate": missing / total if total else 0.0,
+        "frequencies": {str(k): int(v) / present for k, v in counts.items()},
+        "categories": [str(k) for k in counts.index],
+        "category_counts": [int(v) for v in counts.to_numpy()],
     }
 
 
-def reference_profile(frame: pd.DataFrame, *, bins: int = DEFAULT_BINS) -> dict[str, Any]:
-    """Per-feature bins, quantiles and category frequencies of ``frame`` (JSON-serialisable)."""
-    features: dict[str, Any] = {}
-    for name in frame.columns:
-        column = frame[name]
-        is_number = pd.api.types.is_numeric_dtype(column) and not pd.api.types.is_bool_dtype(column)
-        features[name] = _numeric_profile(column, bins) if is_number else _categorical_profile(column)
-    return {"version": PROFILE_VERSION, "rows": len(frame), "features": features}
+def _feature_profile(column: pd.Series[Any], bins: int, fine_bins: int) -> dict[str, Any]:
+    return _numeric_profile(column, bins, fine_bins) if is_numeric_column(column) else _categorical_profile(column)
+
+
+def reference_profile(
+    frame: pd.DataFrame, *, bins: int = DEFAULT_BINS, fine_bins: int = DEFAULT_FINE_BINS
+) -> dict[str, Any]:
+    """Per-feature bins, reference counts, quantiles and category counts of ``frame`` (JSON-serialisable).
+
+    Numeric features (numbers, not booleans): ``bin_edges`` are ascending cut points (order statistics of the
+    finite values at ``fine_bins`` equal-mass levels and at 2**-1..2**-10 of the outermost level's mass, one cut
+    just above the maximum, and cuts at 2**-4..2**6 reference spreads beyond either end) and ``bin_counts`` the
+    reference count in each of the ``len(bin_edges) + 1`` bins; ``edges`` are the coarse PSI cuts (the ``bins``
+    quantile cuts plus the range's ends, a subset of ``bin_edges``) and ``frequencies`` the reference share in
+    each of the ``len(edges) + 1`` coarse bins. Both binnings follow one rule: bin = number of cuts <= value.
+    NaN, null and ±inf are ``missing``.
+    Categorical features: ``categories`` sorted, ``category_counts`` aligned with them, nulls ``missing``.
+    ``clinops.monitoring.bins.bin_index_rules`` spells out how a value maps to a bin.
+    """
+    if bins < 1 or fine_bins < bins:
+        raise ValueError(f"bins must be >= 1 and fine_bins >= bins, got bins={bins}, fine_bins={fine_bins}")
+    names = [str(name) for name in frame.columns]
+    if len(set(names)) != len(names):
+        raise ValueError("reference frame has duplicate column names")
+    columns = [frame.iloc[:, i] for i in range(frame.shape[1])]
+    # Sorting releases the GIL, so a thread per core profiles wide frames about that many times faster.
+    with ThreadPoolExecutor(max_workers=max(1, min(os.cpu_count() or 1, len(columns)))) as pool:
+        profiles = list(pool.map(lambda column: _feature_profile(column, bins, fine_bins), columns))
+    return {"version": PROFILE_VERSION, "rows": len(frame), "features": dict(zip(names, profiles, strict=True))}
