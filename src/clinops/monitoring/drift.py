@@ -115,7 +115,7 @@ def ks_p_value(statistic: float, n: float, m: float) -> float:
 
     Up to ``KS_EXACT_MAX`` that is scipy's ``kstwo``; above it ``kstwo.sf`` takes time linear in the size (over a
     second at 500,000 for small p), so the Kolmogorov limit with Stephens' finite-size correction stands in: it
-    agrees to a relative 1e-4 near p = 0.05 and 1e-3 near 0.01 there, so decisions at usual thresholds do not move.
+    agrees to a relative 2e-4 near p = 0.05 and 2e-3 near 0.01 there, so decisions at usual thresholds do not move.
     """
     effective = round(n * m / (n + m))
     if effective <= KS_EXACT_MAX:

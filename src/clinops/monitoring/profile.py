@@ -32,6 +32,8 @@ def is_numeric_column(column: pd.Series[Any]) -> bool:
 
 def as_float(column: pd.Series[Any]) -> FloatArray:
     """The column as float64 with every null (NaN, None, pd.NA) as NaN; text that is not a number becomes NaN."""
+    if column.dtype == np.float64:
+        return np.asarray(column.to_numpy(), dtype=np.float64)  # NaN already: skips the copy na_value would make
     if not pd.api.types.is_numeric_dtype(column) or pd.api.types.is_bool_dtype(column):
         column = pd.to_numeric(column, errors="coerce")
     return np.asarray(column.to_numpy(dtype=np.float64, na_value=np.nan), dtype=np.float64)
