@@ -75,8 +75,34 @@ def test_profile_layout_and_json_round_trip() -> None:
     assert band["categories"] == ["18-40", "40-65", "65+"]
     assert sum(band["category_counts"]) == len(ref)
     assert sum(band["frequencies"].values()) == pytest.approx(1)
+    doubled = reference_profile(pd.concat([ref, ref[["age_band"]]], axis=1))
+    assert doubled["features"]["age_band"] == band
     # Edges survive JSON exactly, so a profile read back from the registry bins values exactly as the original.
     assert json.loads(json.dumps(profile)) == profile
+
+
+def test_profile_and_counts_take_any_column_dtype() -> None:
+    ref = pd.DataFrame(
+        {
+            "visits": pd.array([1, 2, None, 4] * 50, dtype="Int64"),
+            "on_insulin": [True, False, True, True] * 50,
+            "sex": pd.Categorical(["F", "M", "F", None] * 50),
+            "bmi": np.float32([21.5, 30.1, np.nan, 25.0] * 50),
+        }
+    )
+    profile = json.loads(json.dumps(reference_profile(ref)))
+    kinds = {name: feature["kind"] for name, feature in profile["features"].items()}
+    assert kinds == {"visits": "numeric", "on_insulin": "categorical", "sex": "categorical", "bmi": "numeric"}
+    assert profile["features"]["on_insulin"]["categories"] == ["False", "True"]
+    # A window read from JSON carries the same features as text and floats; they land in the same bins.
+    window = pd.DataFrame({"visits": [1.0, 2.0, None, 4.0] * 50, "on_insulin": ["True", "False", "True", "True"] * 50})
+    window["sex"] = pd.Series(["F", "M", "F", None] * 50, dtype=object)
+    window["bmi"] = [21.5, 30.1, None, 25.0] * 50
+    counts = window_counts(window, profile)
+    result = report(counts, profile, numerical_test="psi")
+    assert all(feature.tested for feature in result.features.values())
+    assert not result.drifted_features
+    assert result.features["visits"].missing_rate == 0.25
 
 
 @pytest.mark.parametrize(("shift", "drifted"), [(0.0, False), (0.3, True)])

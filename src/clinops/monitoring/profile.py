@@ -69,25 +69,41 @@ def _numeric_profile(values: pd.Series[Any], bins: int, fine_bins: int) -> dict[
     if n == 0:
         return {**base, "edges": [], "frequencies": [], "bin_edges": [], "bin_counts": [0]}
     std = float(ordered.std(ddof=1)) if n > 1 else 0.0
-    # Order statistics at equal-mass levels: edges are observed values, so ties fall wholly on one side of an edge.
-    full = ordered[np.arange(fine_bins + 1) * (n - 1) // fine_bins]
-    # The outermost equal-mass bins of a long-tailed column are wide; halving their mass ten times over keeps the
-    # binned CDFs (and so Wasserstein) close to the raw ones out there.
+    scale = max(std, MIN_SCALE)
+    # The range's own ends get cuts a little outside them, so values beyond the range stay apart from the extremes
+    # (and a constant column gets a below / equal / above split).
+    low_end = min(ordered[0] - scale / 32, np.nextafter(ordered[0], -np.inf))
+    high_end = max(ordered[-1] + scale / 32, np.nextafter(ordered[-1], np.inf))
+
+    def cut_below(levels: IntArray) -> FloatArray:
+        """A cut midway below each order statistic, between it and the next smaller distinct value.
+
+        Ties then fall wholly on one side, and so do values that differ from a tie only by representation (a
+        float32 reference, a value logged as text and parsed back), which a cut on the value itself would split.
+        """
+        value = ordered[levels]
+        first = np.searchsorted(ordered, value, side="left")
+        previous = ordered[np.maximum(first - 1, 0)]
+        with np.errstate(over="ignore"):
+            midway = previous + (value - previous) / 2
+        return np.where(first > 0, midway, low_end)
+
+    # Order statistics at equal-mass levels, and in the outermost bins at 2**-1..2**-10 of their mass: a long tail
+    # otherwise leaves the outermost bins wide, and binned CDFs (and so Wasserstein) loose out there.
+    levels = np.arange(fine_bins + 1) * (n - 1) // fine_bins
     tail = (n - 1) // (fine_bins * 2 ** np.arange(1, 11))
-    extremes = ordered[np.concatenate((tail, n - 1 - tail))]
-    # A cut just above the maximum keeps values beyond the range apart from the maximum itself (and gives a constant
-    # column a below / equal / above split).
-    above_max = np.nextafter(full[-1], np.inf)
     # Cuts spaced geometrically outside the range, in units of the Wasserstein normalisation, bound how far
     # out-of-range mass lies, so the binned distance still measures a shift out of the range.
-    steps = max(std, MIN_SCALE) * 2.0 ** np.arange(-4, 7)
+    steps = scale * 2.0 ** np.arange(-4, 7)
     with np.errstate(over="ignore"):
-        tails = np.concatenate((full[0] - steps, above_max + steps))
-    bin_edges = np.unique(np.concatenate((full, extremes, [above_max], tails[np.isfinite(tails)])))
-    # Coarse PSI cuts: the reference's quantile cuts plus the two ends of its range, all of them fine cuts too, so
-    # coarse counts are sums of fine counts.
-    coarse_levels = np.round(np.linspace(0, fine_bins, bins + 1)).astype(np.int64)[:-1]
-    edges = np.unique(np.append(full[coarse_levels], above_max))
+        outside = np.concatenate((ordered[0] - steps, ordered[-1] + steps))
+    cuts = np.concatenate((cut_below(np.concatenate((levels, tail, n - 1 - tail))), [low_end, high_end], outside))
+    bin_edges = np.unique(cuts[np.isfinite(cuts)])
+    # Coarse PSI cuts: the reference's quantile cuts and the two range ends, all of them fine cuts too, so coarse
+    # counts are sums of fine counts.
+    coarse = np.round(np.linspace(0, fine_bins, bins + 1)).astype(np.int64)[:-1]
+    edges = np.unique(np.append(cut_below(levels[coarse]), high_end))
+    edges = edges[np.isfinite(edges)]
     return {
         **base,
         "mean": float(ordered.mean()),
@@ -130,10 +146,10 @@ def reference_profile(
 ) -> dict[str, Any]:
     """Per-feature bins, reference counts, quantiles and category counts of ``frame`` (JSON-serialisable).
 
-    Numeric features (numbers, not booleans): ``bin_edges`` are ascending cut points (order statistics of the
-    finite values at ``fine_bins`` equal-mass levels and at 2**-1..2**-10 of the outermost level's mass, one cut
-    just above the maximum, and cuts at 2**-4..2**6 reference spreads beyond either end) and ``bin_counts`` the
-    reference count in each of the ``len(bin_edges) + 1`` bins; ``edges`` are the coarse PSI cuts (the ``bins``
+    Numeric features (numbers, not booleans): ``bin_edges`` are ascending cut points (midway below the order
+    statistics of the finite values at ``fine_bins`` equal-mass levels and at 2**-1..2**-10 of the outermost level's
+    mass, and at 2**-5..2**6 reference spreads beyond either end of the range) and ``bin_counts`` the reference
+    count in each of the ``len(bin_edges) + 1`` bins; ``edges`` are the coarse PSI cuts (the ``bins``
     quantile cuts plus the range's ends, a subset of ``bin_edges``) and ``frequencies`` the reference share in
     each of the ``len(edges) + 1`` coarse bins. Both binnings follow one rule: bin = number of cuts <= value.
     NaN, null and ±inf are ``missing``.
@@ -142,9 +158,9 @@ def reference_profile(
     """
     if bins < 1 or fine_bins < bins:
         raise ValueError(f"bins must be >= 1 and fine_bins >= bins, got bins={bins}, fine_bins={fine_bins}")
+    # A column concatenated twice (a subgroup that is also a feature) is one feature: the first copy stands.
+    frame = frame.loc[:, ~frame.columns.duplicated()]
     names = [str(name) for name in frame.columns]
-    if len(set(names)) != len(names):
-        raise ValueError("reference frame has duplicate column names")
     columns = [frame.iloc[:, i] for i in range(frame.shape[1])]
     # Sorting releases the GIL, so a thread per core profiles wide frames about that many times faster.
     with ThreadPoolExecutor(max_workers=max(1, min(os.cpu_count() or 1, len(columns)))) as pool:
