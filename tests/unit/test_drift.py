@@ -329,3 +329,5 @@ def test_bad_arguments_are_named() -> None:
         counts_from_rows([("spo2", 0, 1)], profile)
     with pytest.raises(ValueError, match="bins"):
         merge_counts(counts, dict(counts, age_band=counts["age_band"][:-1]))
+    with pytest.raises(ValueError, match="rebuild"):
+        window_counts(cur, {**profile, "version": 1})

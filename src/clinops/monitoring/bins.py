@@ -26,13 +26,18 @@ def bin_index_rules(profile: Mapping[str, Any]) -> dict[str, dict[str, Any]]:
       WHEN v < e0 THEN 0 WHEN v < e1 THEN 1 ... ELSE len(edges) END``, with the edges written as DOUBLE literals in
       round-trip form (e.g. ``1.5E0``) so SQL compares against the very same doubles.
     - categorical feature with sorted ``categories``: a null goes to ``missing = len(categories) + 1``; a value whose
-      text equals ``categories[i]`` to bin ``i``; any other value to ``other = len(categories)``.
+      text equals ``categories[i]`` to bin ``i``; any other value to ``other = len(categories)``. The text is what
+      pandas' ``astype("string")`` gives (booleans ``True``/``False``, floats their shortest repr such as ``1.0``).
 
     A count vector has one slot per bin, missing last, so its sum is the number of rows in the window.
 
     Numeric: ``{"kind": "numeric", "edges": [float...], "missing": int, "size": int}``; categorical:
     ``{"kind": "categorical", "categories": [str...], "other": int, "missing": int, "size": int}``.
     """
+    if profile.get("version", 0) < 2:
+        raise ValueError(
+            f"profile version {profile.get('version')} has no bin counts: rebuild it with reference_profile"
+        )
     rules: dict[str, dict[str, Any]] = {}
     for name, feature in profile["features"].items():
         if feature["kind"] == "numeric":
