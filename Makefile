@@ -15,7 +15,7 @@ VEGETA := $(CACHE)/tools/vegeta-$(VEGETA_VERSION)/vegeta
 CORE_ENV := .venv
 CORE_STAMP := $(CORE_ENV)/.synced
 
-.PHONY: demo test test-unit test-integration test-e2e lint bench env clean
+.PHONY: demo test test-unit test-integration test-e2e lint bench env clean stack
 .DEFAULT_GOAL := demo
 
 $(UV):
@@ -48,6 +48,10 @@ test-integration: $(CORE_STAMP)
 
 test-e2e: $(CORE_STAMP)
 	$(CORE_ENV)/bin/pytest -m e2e || [ $$? -eq 5 ]  # 5: the tier has no tests yet
+
+# Kafka, MinIO and an MLflow server on MinIO in the foreground; prints the exports to use them; Ctrl-C stops all.
+stack: $(CORE_STAMP)
+	$(CORE_ENV)/bin/clinops stack up
 
 $(VEGETA):
 	GOBIN=$(dir $@) GOFLAGS=-modcacherw go install github.com/tsenart/vegeta/v12@$(VEGETA_VERSION)

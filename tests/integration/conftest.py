@@ -4,40 +4,51 @@ from __future__ import annotations
 
 import os
 import signal
-import socket
 import subprocess
 import sys
-import time
-import urllib.error
-import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 import yaml
 
-READY_TIMEOUT_S = 180
+from clinops.stack.kafka import KafkaBroker
+from clinops.stack.minio import MinioServer
+from clinops.stack.mlflow_server import MlflowServer
+from clinops.stack.process import free_port, wait_until_healthy
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
+@pytest.fixture(scope="session")
+def kafka_broker(tmp_path_factory: pytest.TempPathFactory) -> Iterator[KafkaBroker]:
+    """A real single-node KRaft broker with the platform's topics; tests may restart or kill it."""
+    broker = KafkaBroker(tmp_path_factory.mktemp("kafka"))
+    broker.start()
+    try:
+        yield broker
+    finally:
+        broker.stop()
 
 
-def wait_until_healthy(url: str, process: subprocess.Popen[bytes], log: Path) -> None:
-    deadline = time.monotonic() + READY_TIMEOUT_S
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            raise RuntimeError(f"server exited with {process.returncode}:\n{log.read_text()[-3000:]}")
-        try:
-            with urllib.request.urlopen(url, timeout=2) as response:
-                if response.status == 200:
-                    return
-        except (urllib.error.URLError, OSError):
-            pass
-        time.sleep(0.25)
-    raise RuntimeError(f"server not healthy at {url} after {READY_TIMEOUT_S}s:\n{log.read_text()[-3000:]}")
+@pytest.fixture(scope="session")
+def minio_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[MinioServer]:
+    """A real MinIO server with the stack's buckets; ``.env()`` is what a client of it needs."""
+    server = MinioServer(tmp_path_factory.mktemp("minio"))
+    server.start()
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+@pytest.fixture(scope="session")
+def mlflow_on_minio(tmp_path_factory: pytest.TempPathFactory, minio_server: MinioServer) -> Iterator[str]:
+    """The tracking URI of a real `mlflow server` whose artifacts go to the MinIO fixture's clinops-mlflow bucket."""
+    server = MlflowServer(tmp_path_factory.mktemp("mlflow-on-minio"), minio_server)
+    server.start()
+    try:
+        yield server.uri
+    finally:
+        server.stop()
 
 
 @pytest.fixture(scope="session")

@@ -1,0 +1,153 @@
+"""Child processes of the stack: free loopback ports, process-group lifecycle and deadline-bound readiness polls."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import signal
+import socket
+import subprocess
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Callable, Mapping, Sequence
+from pathlib import Path
+
+from clinops.errors import ClinopsError
+
+READY_TIMEOUT_S = 180.0
+STOP_TIMEOUT_S = 30.0
+POLL_INTERVAL_S = 0.2
+LOG_TAIL_CHARS = 3000
+
+
+class StackError(ClinopsError):
+    """A stack component could not be fetched, started or reached."""
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def log_tail(*logs: Path, chars: int = LOG_TAIL_CHARS) -> str:
+    parts = []
+    for log in logs:
+        try:
+            text = log.read_text(errors="replace")
+        except FileNotFoundError:
+            continue
+        parts.append(f"--- {log} ---\n{text[-chars:]}")
+    return "\n".join(parts) or "(no log written)"
+
+
+class ManagedProcess:
+    """One child in its own session, so stopping it also stops whatever it forked (JVM helpers, MLflow workers)."""
+
+    def __init__(
+        self,
+        name: str,
+        command: Sequence[str],
+        log: Path,
+        *,
+        env: Mapping[str, str] | None = None,
+        cwd: Path | None = None,
+        extra_logs: Sequence[Path] = (),
+    ) -> None:
+        self.name = name
+        self.command = list(command)
+        self.log = log
+        self.logs = (log, *extra_logs)
+        self.env = dict(os.environ if env is None else env)
+        self.cwd = cwd
+        self.process: subprocess.Popen[bytes] | None = None
+
+    def start(self) -> None:
+        if self.running:
+            raise StackError(f"{self.name} is already running (pid {self.pid})")
+        self.log.parent.mkdir(parents=True, exist_ok=True)
+        # Append: a restarted process keeps the history of the previous run in the same file.
+        with self.log.open("ab") as sink:
+            self.process = subprocess.Popen(
+                self.command,
+                stdin=subprocess.DEVNULL,
+                stdout=sink,
+                stderr=subprocess.STDOUT,
+                env=self.env,
+                cwd=self.cwd,
+                start_new_session=True,
+            )
+
+    @property
+    def pid(self) -> int | None:
+        return None if self.process is None else self.process.pid
+
+    @property
+    def running(self) -> bool:
+        return self.process is not None and self.process.poll() is None
+
+    def _signal_group(self, signum: int) -> None:
+        if self.process is None:
+            return
+        # The group outlives its leader while any member lives; a gone group is already what we want.
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.killpg(self.process.pid, signum)
+
+    def stop(self, timeout: float = STOP_TIMEOUT_S) -> int | None:
+        """SIGTERM to the whole group, SIGKILL if it has not exited within ``timeout``."""
+        if self.process is None:
+            return None
+        self._signal_group(signal.SIGTERM)
+        try:
+            self.process.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            self._signal_group(signal.SIGKILL)
+            self.process.wait()
+        # Children that ignored SIGTERM must not outlive the leader.
+        self._signal_group(signal.SIGKILL)
+        return self.process.returncode
+
+    def kill(self) -> int | None:
+        """SIGKILL to the whole group: a crash, with no chance to flush or deregister."""
+        if self.process is None:
+            return None
+        self._signal_group(signal.SIGKILL)
+        return self.process.wait()
+
+    def wait_until(self, ready: Callable[[], bool], what: str, timeout: float = READY_TIMEOUT_S) -> None:
+        """Poll ``ready`` until it holds; fail with the log tail on deadline or when the process exits first."""
+        deadline = time.monotonic() + timeout
+        while True:
+            if self.process is None or self.process.poll() is not None:
+                code = None if self.process is None else self.process.returncode
+                raise StackError(f"{self.name} exited with {code} before {what}:\n{log_tail(*self.logs)}")
+            if ready():
+                return
+            if time.monotonic() >= deadline:
+                raise StackError(f"{self.name}: no {what} after {timeout:.0f}s:\n{log_tail(*self.logs)}")
+            time.sleep(POLL_INTERVAL_S)
+
+    def wait_http_ok(self, url: str, timeout: float = READY_TIMEOUT_S) -> None:
+        self.wait_until(lambda: http_ok(url), f"HTTP 200 from {url}", timeout)
+
+
+def http_ok(url: str) -> bool:
+    try:
+        with urllib.request.urlopen(url, timeout=2) as response:
+            return int(response.status) == 200
+    except (urllib.error.URLError, OSError):
+        return False
+
+
+def wait_until_healthy(url: str, process: subprocess.Popen[bytes], log: Path, timeout: float = READY_TIMEOUT_S) -> None:
+    """Wait for HTTP 200 from a process started elsewhere; fail with its log tail on deadline or early exit."""
+    deadline = time.monotonic() + timeout
+    while True:
+        if process.poll() is not None:
+            raise StackError(f"server exited with {process.returncode}:\n{log_tail(log)}")
+        if http_ok(url):
+            return
+        if time.monotonic() >= deadline:
+            raise StackError(f"server not healthy at {url} after {timeout:.0f}s:\n{log_tail(log)}")
+        time.sleep(POLL_INTERVAL_S)
