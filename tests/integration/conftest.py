@@ -54,36 +54,12 @@ def mlflow_on_minio(tmp_path_factory: pytest.TempPathFactory, minio_server: Mini
 @pytest.fixture(scope="session")
 def mlflow_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     """A real `mlflow server` (SQLite backend, proxied artifacts in a temp dir) on a free port."""
-    root = tmp_path_factory.mktemp("mlflow-server")
-    log = root / "server.log"
-    port = free_port()
-    command = [
-        str(Path(sys.executable).with_name("mlflow")),
-        "server",
-        "--host",
-        "127.0.0.1",
-        "--port",
-        str(port),
-        "--backend-store-uri",
-        f"sqlite:///{root / 'mlflow.db'}",
-        "--artifacts-destination",
-        str(root / "artifacts"),
-        "--workers",
-        "1",
-    ]
-    with log.open("wb") as sink:
-        process = subprocess.Popen(command, stdout=sink, stderr=subprocess.STDOUT, start_new_session=True)
-    uri = f"http://127.0.0.1:{port}"
+    server = MlflowServer(tmp_path_factory.mktemp("mlflow-server"))
+    server.start()
     try:
-        wait_until_healthy(f"{uri}/health", process, log)
-        yield uri
+        yield server.uri
     finally:
-        os.killpg(process.pid, signal.SIGTERM)
-        try:
-            process.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            os.killpg(process.pid, signal.SIGKILL)
-            process.wait()
+        server.stop()
 
 
 @pytest.fixture(scope="session")

@@ -67,6 +67,20 @@ def _write_state(state: dict[str, Any]) -> None:
     staged.replace(path)
 
 
+def _kill_leftovers(state: dict[str, Any]) -> None:
+    """SIGKILL the component process groups of a supervisor that died without its teardown."""
+    run_dir = str(state.get("run_dir", ""))
+    for group in state.get("process_groups", []):
+        try:
+            command = Path(f"/proc/{int(group)}/cmdline").read_bytes().decode(errors="replace")
+        except (FileNotFoundError, ProcessLookupError):
+            continue
+        # Only a process still serving that run dir: the id may since have been reused by an unrelated process.
+        if run_dir and run_dir in command:
+            with contextlib.suppress(ProcessLookupError, PermissionError):
+                os.killpg(int(group), signal.SIGKILL)
+
+
 def exports(env: dict[str, str]) -> str:
     return "\n".join(f"export {key}={shlex.quote(value)}" for key, value in env.items())
 
@@ -85,11 +99,16 @@ def _run_foreground() -> None:
 
     if (running := read_state()) is not None:
         raise _fail(f"a stack is already running (pid {running['pid']}); stop it with `clinops stack down`")
+    with contextlib.suppress(FileNotFoundError, json.JSONDecodeError):
+        _kill_leftovers(json.loads(state_file().read_text()))
     run_dir = state_dir() / "run"
     # Each `stack up` starts empty: the bench is for runs that create their own data.
     shutil.rmtree(run_dir, ignore_errors=True)
     run_dir.mkdir(parents=True)
     stack = Stack(run_dir)
+    # Written before starting, so a second `stack up` refuses instead of wiping this one's run dir.
+    state: dict[str, Any] = {"pid": os.getpid(), "run_dir": str(run_dir), "process_groups": [], "env": None}
+    _write_state(state)
     # SIGINT too: a shell starting this in the background may have set it to be ignored.
     for signum in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
         signal.signal(signum, _raise_interrupt)
@@ -97,12 +116,8 @@ def _run_foreground() -> None:
     try:
         with console.status("Starting the stack") as status:
             stack.start(progress=status.update)
-        state = {
-            "pid": os.getpid(),
-            "run_dir": str(run_dir),
-            "process_groups": [pid for pid in (stack.kafka.pid, stack.minio.pid, stack.mlflow.pid) if pid],
-            "env": stack.env(),
-        }
+        state["process_groups"] = [pid for pid in (stack.kafka.pid, stack.minio.pid, stack.mlflow.pid) if pid]
+        state["env"] = stack.env()
         _write_state(state)
         table = Table("component", "address", "log", title="clinops stack")
         for name, address, log in (
@@ -129,9 +144,8 @@ def _run_foreground() -> None:
             signal.signal(signum, signal.SIG_IGN)
         console.print("Stopping the stack")
         stack.stop()
-        with contextlib.suppress(FileNotFoundError):
-            state = json.loads(state_file().read_text())
-            if state.get("pid") == os.getpid():
+        with contextlib.suppress(FileNotFoundError, json.JSONDecodeError):
+            if json.loads(state_file().read_text()).get("pid") == os.getpid():
                 state_file().unlink()
     if failed is not None:
         raise _fail(f"{failed} exited; see its log under {run_dir}")
@@ -152,7 +166,7 @@ def _run_detached() -> None:
 
     def ready() -> bool:
         state = read_state()
-        return state is not None and state["pid"] == supervisor.pid
+        return state is not None and state["pid"] == supervisor.pid and state["env"] is not None
 
     with console.status("Starting the stack (detached)"):
         try:
@@ -201,10 +215,7 @@ def down() -> None:
         with console.status(f"Stopping the stack (pid {supervisor})"):
             while _pid_alive(supervisor) and time.monotonic() < deadline:
                 threading.Event().wait(0.2)
-    # A supervisor that died without its teardown leaves its components' process groups behind.
-    for group in state.get("process_groups", []):
-        with contextlib.suppress(ProcessLookupError, PermissionError):
-            os.killpg(int(group), signal.SIGKILL)
+    _kill_leftovers(state)
     with contextlib.suppress(FileNotFoundError):
         state_file().unlink()
     out.print("Stack stopped.")
@@ -216,6 +227,8 @@ def env() -> None:
     state = read_state()
     if state is None:
         raise _fail("no stack is running; start one with `clinops stack up --detach`")
+    if state["env"] is None:
+        raise _fail(f"the stack (pid {state['pid']}) is still starting")
     out.print(exports(state["env"]), markup=False, highlight=False, soft_wrap=True)
 
 
