@@ -15,7 +15,7 @@ from confluent_kafka import Consumer, Message, Producer
 from clinops.lake.store import Lake
 from clinops.stack.kafka import STACK_TOPICS, KafkaBroker
 from clinops.stack.minio import STACK_BUCKETS, MinioServer
-from clinops.stack.process import ManagedProcess, StackError, http_ok
+from clinops.stack.process import ManagedProcess, StackError, http_ok, poll_until
 
 pytestmark = pytest.mark.integration
 
@@ -176,6 +176,26 @@ def test_stop_takes_down_the_whole_process_group(tmp_path: Path) -> None:
     process.stop(timeout=2)
     assert not process.running
     assert not Path(f"/proc/{grandchild}").exists() or _is_zombie(grandchild)
+
+
+def test_a_sigkilled_parent_takes_its_servers_with_it(tmp_path: Path) -> None:
+    # The parent gets no chance to tear down: its child must still go, or a killed test session leaks servers.
+    script = (
+        "import sys, time\n"
+        "from pathlib import Path\n"
+        "from clinops.stack.process import ManagedProcess\n"
+        "child = ManagedProcess('child', [sys.executable, '-c', 'import time; time.sleep(600)'], Path(sys.argv[1]))\n"
+        "child.start()\n"
+        "print(child.pid, flush=True)\n"
+        "time.sleep(600)\n"
+    )
+    log = tmp_path / "parent.log"
+    parent = ManagedProcess("parent", [sys.executable, "-c", script, str(tmp_path / "child.log")], log)
+    parent.start()
+    parent.wait_until(lambda: log.read_text().strip().isdigit(), "the child's pid", timeout=60)
+    child = int(log.read_text())
+    parent.kill()
+    assert poll_until(lambda: not Path(f"/proc/{child}").exists() or _is_zombie(child), timeout=60)
 
 
 def _is_zombie(pid: int) -> bool:

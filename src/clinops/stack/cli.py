@@ -10,7 +10,6 @@ import shutil
 import signal
 import sys
 import threading
-import time
 from pathlib import Path
 from types import FrameType
 from typing import Annotated, Any
@@ -161,6 +160,7 @@ def _run_detached() -> None:
         "clinops stack supervisor",
         [sys.executable, "-m", "clinops.stack.cli", "up"],
         state_dir() / "supervisor.log",
+        die_with_parent=False,  # it must outlive this command
     )
     supervisor.start()
 
@@ -203,6 +203,8 @@ def up(
 @app.command()
 def down() -> None:
     """Stop a stack started by `clinops stack up` (detached or in another terminal)."""
+    from clinops.stack.process import poll_until
+
     try:
         state = json.loads(state_file().read_text())
     except FileNotFoundError:
@@ -211,10 +213,8 @@ def down() -> None:
     supervisor = int(state["pid"])
     if _pid_alive(supervisor):
         os.kill(supervisor, signal.SIGTERM)
-        deadline = time.monotonic() + DOWN_TIMEOUT_S
         with console.status(f"Stopping the stack (pid {supervisor})"):
-            while _pid_alive(supervisor) and time.monotonic() < deadline:
-                threading.Event().wait(0.2)
+            poll_until(lambda: not _pid_alive(supervisor), DOWN_TIMEOUT_S)
     _kill_leftovers(state)
     with contextlib.suppress(FileNotFoundError):
         state_file().unlink()

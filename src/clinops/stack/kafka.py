@@ -156,7 +156,12 @@ class KafkaBroker:
         command = self._java_command(
             "kafka.tools.StorageTool", "format", "--config", str(self.config_file), "--cluster-id", _cluster_id()
         )
-        result = subprocess.run(command, capture_output=True, text=True, timeout=FORMAT_TIMEOUT_S, check=False)
+        try:
+            result = subprocess.run(command, capture_output=True, text=True, timeout=FORMAT_TIMEOUT_S, check=False)
+        except subprocess.TimeoutExpired as exc:
+            raise StackError(
+                f"formatting Kafka storage in {self.data_dir}: no result after {FORMAT_TIMEOUT_S}s"
+            ) from exc
         if result.returncode != 0:
             raise StackError(
                 f"formatting Kafka storage in {self.data_dir} failed ({result.returncode}):\n"
@@ -250,6 +255,8 @@ class KafkaBroker:
                     raise StackError(f"creating topic {name} on {self.bootstrap}: {exc}") from exc
 
     def _metadata_answers(self) -> bool:
+        # Serves the client's queued log lines to the logger; they wait for a poll.
+        self.admin().poll(0)
         try:
             self.admin().list_topics(timeout=PROBE_TIMEOUT_S)
         except KafkaException:
@@ -257,6 +264,7 @@ class KafkaBroker:
         return True
 
     def _topics_led(self) -> bool:
+        self.admin().poll(0)
         try:
             metadata = self.admin().list_topics(timeout=PROBE_TIMEOUT_S)
         except KafkaException:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import shutil
 import signal
 import socket
 import subprocess
@@ -42,8 +43,23 @@ def log_tail(*logs: Path, chars: int = LOG_TAIL_CHARS) -> str:
     return "\n".join(parts) or "(no log written)"
 
 
+def poll_until(ready: Callable[[], bool], timeout: float) -> bool:
+    """Whether ``ready`` held before ``timeout`` seconds passed, checking every POLL_INTERVAL_S."""
+    deadline = time.monotonic() + timeout
+    while not ready():
+        if time.monotonic() >= deadline:
+            return False
+        time.sleep(POLL_INTERVAL_S)
+    return True
+
+
 class ManagedProcess:
-    """One child in its own session, so stopping it also stops whatever it forked (JVM helpers, MLflow workers)."""
+    """One child in its own session, so stopping it also stops whatever it forked (JVM helpers, MLflow workers).
+
+    With ``die_with_parent`` the kernel sends the child SIGTERM when the thread that started it ends, so a test
+    session or supervisor killed before its teardown (SIGKILL, a timeout) leaves no server behind. Start such a
+    process from a thread that outlives it: the main thread, not a short-lived worker.
+    """
 
     def __init__(
         self,
@@ -54,9 +70,15 @@ class ManagedProcess:
         env: Mapping[str, str] | None = None,
         cwd: Path | None = None,
         extra_logs: Sequence[Path] = (),
+        die_with_parent: bool = True,
     ) -> None:
         self.name = name
         self.command = list(command)
+        # setpriv (util-linux) sets the parent-death signal and execs, so the command keeps its own pid; without it
+        # the process only dies with its parent when stopped explicitly.
+        setpriv = shutil.which("setpriv") if die_with_parent else None
+        if setpriv is not None:
+            self.command = [setpriv, "--pdeathsig", "TERM", "--", *self.command]
         self.log = log
         self.logs = (log, *extra_logs)
         self.env = dict(os.environ if env is None else env)
