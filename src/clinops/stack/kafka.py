@@ -27,6 +27,9 @@ PROBE_TIMEOUT_S = 2.0
 FORMAT_TIMEOUT_S = 120
 
 log = logging.getLogger(__name__)
+# The admin client reports every refused connection while the broker starts or restarts: expected, so kept out of a
+# terminal unless the application routes this logger somewhere.
+log.addHandler(logging.NullHandler())
 
 
 def _cluster_id() -> str:
@@ -202,13 +205,19 @@ class KafkaBroker:
 
     def stop(self) -> None:
         """Controlled shutdown: the broker flushes its logs and closes its segments."""
+        self._drop_admin()
         if self._process is not None:
             self._process.stop()
 
     def kill(self) -> None:
         """SIGKILL: an unclean shutdown, recovered from the log on the next start."""
+        self._drop_admin()
         if self._process is not None:
             self._process.kill()
+
+    def _drop_admin(self) -> None:
+        # A client left behind would retry a stopped broker in the background for as long as it lives.
+        self._admin = None
 
     def restart(self, *, hard: bool = False, timeout: float = READY_TIMEOUT_S) -> None:
         """Stop (SIGKILL with ``hard``) and start again on the same ports and log dirs."""
