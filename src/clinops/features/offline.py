@@ -7,7 +7,7 @@ from dataclasses import dataclass
 import pandas as pd
 import pyarrow as pa
 
-from clinops.data.schemas import COMORBIDITIES, DRUG_CLASSES, LAB_TESTS
+from clinops.data.schemas import COMORBIDITIES, DRUG_CLASSES, ENTITY_BY_EVENT_TYPE, LAB_TESTS, EventType
 from clinops.errors import ClinopsError
 from clinops.features.definitions import (
     ENCOUNTER_FEATURES,
@@ -17,6 +17,7 @@ from clinops.features.definitions import (
     vital_feature_name,
 )
 from clinops.lake.layout import GOLD, SILVER, silver_prefix, table_key, table_prefix
+from clinops.lake.silver import silver_schema
 from clinops.lake.store import Lake, LakeError
 
 GOLD_ENCOUNTERS = "encounters"
@@ -136,8 +137,10 @@ def read_silver(lake: Lake) -> SilverInputs:
         frame: pd.DataFrame = lake.read_parquet(table_prefix(SILVER, name)).to_pandas()
         return frame
 
-    def events(entity: str) -> pd.DataFrame:
-        frame: pd.DataFrame = lake.read_parquet(silver_prefix(entity)).to_pandas()
+    def events(kind: EventType) -> pd.DataFrame:
+        # Read as declared: Parquet from the Flink job cannot mark its timestamps as UTC.
+        table = lake.read_parquet(silver_prefix(ENTITY_BY_EVENT_TYPE[kind]), schema=silver_schema(kind))
+        frame: pd.DataFrame = table.to_pandas()
         return frame
 
     try:
@@ -149,10 +152,10 @@ def read_silver(lake: Lake) -> SilverInputs:
             patients=table("patients"),
             encounters=table("encounters"),
             outcomes=outcomes,
-            vitals=events("vitals"),
-            labs=events("lab_results"),
-            medications=events("medications"),
-            adverse_events=events("adverse_events"),
+            vitals=events(EventType.VITALS),
+            labs=events(EventType.LAB_RESULT),
+            medications=events(EventType.MEDICATION),
+            adverse_events=events(EventType.ADVERSE_EVENT),
         )
     except LakeError as exc:
         raise ClinopsError(f"silver is incomplete, run `clinops lake bronze-to-silver` first: {exc}") from exc

@@ -102,6 +102,11 @@ def _hour_runs(records: Sequence[TransportRecord]) -> Iterator[Sequence[Transpor
 
 
 def iter_bronze(lake: Lake, topic: str) -> Iterator[tuple[BronzeObject, bytes]]:
-    """Every bronze object of a topic with its bytes, in key order."""
-    for key in lake.keys(bronze_prefix(topic), suffix=".jsonl"):
-        yield parse_bronze_key(key), lake.read_bytes(key)
+    """Every bronze object of a topic with its bytes, each partition's in offset order (its arrival order)."""
+    # Not key order: within an hour, "…-10000-…" sorts before "…-9990-…".
+    objects = sorted(
+        (parse_bronze_key(key) for key in lake.keys(bronze_prefix(topic), suffix=".jsonl")),
+        key=lambda obj: (obj.partition, obj.first_offset),
+    )
+    for obj in objects:
+        yield obj, lake.read_bytes(obj.key)

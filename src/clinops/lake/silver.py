@@ -105,7 +105,7 @@ def _write_partitions(lake: Lake, kind: EventType, entity: str, valid: pd.DataFr
             lake.write_parquet(key, pa.Table.from_pandas(part, schema=schema, preserve_index=False))
             keys.append(key)
     # A full rebuild: partitions no longer produced are removed only after the new ones are in place.
-    for stale in set(lake.keys(silver_prefix(entity), suffix=".parquet")) - set(keys):
+    for stale in set(lake.keys(silver_prefix(entity))) - set(keys):
         lake.fs.delete_file(lake.path(stale))
     return keys
 

@@ -113,12 +113,15 @@ class Lake:
         pq.write_table(table, buffer, compression="zstd")
         self.write_bytes(key, buffer.getvalue())
 
-    def read_parquet(self, prefix: str, columns: list[str] | None = None) -> pa.Table:
-        """All Parquet objects below ``prefix`` as one table; an empty prefix is an error, not an empty table."""
-        keys = self.keys(prefix, suffix=".parquet")
+    def read_parquet(self, prefix: str, columns: list[str] | None = None, schema: pa.Schema | None = None) -> pa.Table:
+        """All Parquet objects below ``prefix`` as one table (as ``schema`` when given); none is an error.
+
+        Objects are ``*.parquet`` or the part files a Flink filesystem sink commits, which have no extension.
+        """
+        keys = [k for k in self.keys(prefix) if k.endswith(".parquet") or "." not in k.rpartition("/")[2]]
         if not keys:
             raise LakeError(f"no Parquet data under {self.uri(prefix)}")
-        dataset = ds.dataset([self.path(k) for k in keys], filesystem=self.fs, format="parquet")
+        dataset = ds.dataset([self.path(k) for k in keys], filesystem=self.fs, format="parquet", schema=schema)
         return dataset.to_table(columns=columns)
 
 
