@@ -12,8 +12,8 @@ from collections.abc import Iterable
 from pathlib import Path
 from types import TracebackType
 
-from confluent_kafka import KafkaError, KafkaException
-from confluent_kafka.admin import AdminClient
+from confluent_kafka import KafkaError, KafkaException, TopicPartition
+from confluent_kafka.admin import AdminClient, OffsetSpec
 from confluent_kafka.cimpl import NewTopic
 
 from clinops.data.schemas import TOPIC_BY_EVENT_TYPE
@@ -284,4 +284,21 @@ class KafkaBroker:
                 return False
             if any(partition.leader < 0 for partition in topic.partitions.values()):
                 return False
+        return self._partitions_served()
+
+    def _partitions_served(self) -> bool:
+        # Metadata can name a leader before that broker serves the partition ("not leader" to a fetch), so a
+        # topic is ready only once every partition answers an offsets request.
+        requests = {
+            TopicPartition(name, partition): OffsetSpec.latest()
+            for name, count in self.topics.items()
+            for partition in range(count)
+        }
+        if not requests:
+            return True
+        try:
+            for future in self.admin().list_offsets(requests, request_timeout=PROBE_TIMEOUT_S).values():
+                future.result()
+        except KafkaException:
+            return False
         return True

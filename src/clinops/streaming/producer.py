@@ -96,11 +96,13 @@ class EventProducer:
         produce = self._producer.produce
         poll = self._producer.poll
         start = time.monotonic()
-        topics, keys, times = stream.topics.tolist(), stream.keys.tolist(), stream.times_ms.tolist()
+        # Messages carry no timestamp of ours: Kafka stamps them as sent, like a live source's. A simulated event
+        # time (months back) as the record time would make the broker roll and expire segments at once.
+        topics, keys = stream.topics.tolist(), stream.keys.tolist()
         for index, value in enumerate(stream.values):
             while True:
                 try:
-                    produce(topics[index], value, keys[index], timestamp=times[index], on_delivery=self._on_delivery)
+                    produce(topics[index], value, keys[index], on_delivery=self._on_delivery)
                     break
                 except BufferError:
                     # The local queue is full: serve delivery reports until the broker has drained some of it.
@@ -118,6 +120,17 @@ class EventProducer:
                 if progress:
                     progress(self.report)
         return True
+
+    def __enter__(self) -> EventProducer:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def close(self) -> None:
+        # The client holds our callbacks and we hold it: drop our end so it is destroyed now, not at some later
+        # garbage collection (a forgotten client keeps reconnecting to a broker that may be long gone).
+        self._producer = None  # type: ignore[assignment]
 
     def flush(self, timeout: float = 120.0) -> ProduceReport:
         """Wait for every queued message's acknowledgement; unacknowledged ones are an error."""
@@ -140,16 +153,16 @@ def produce_events(
     overrides: Mapping[str, Any] | None = None,
 ) -> ProduceReport:
     """Generated events to their topics: one cohort, or cohort after cohort until ``duration`` seconds passed."""
-    producer = EventProducer(bootstrap, overrides=overrides)
     started = time.monotonic()
     deadline = started + duration if duration else None
-    try:
-        for stream in cohort_streams(config):
-            finished = producer.send(stream, rate=rate, deadline=deadline, progress=progress)
-            if not finished or deadline is None or time.monotonic() >= deadline:
-                break
-        report = producer.flush()
-    except KafkaException as exc:
-        raise ProduceError(f"producing to {bootstrap} failed: {exc.args[0]}") from exc
+    with EventProducer(bootstrap, overrides=overrides) as producer:
+        try:
+            for stream in cohort_streams(config):
+                finished = producer.send(stream, rate=rate, deadline=deadline, progress=progress)
+                if not finished or deadline is None or time.monotonic() >= deadline:
+                    break
+            report = producer.flush()
+        except KafkaException as exc:
+            raise ProduceError(f"producing to {bootstrap} failed: {exc.args[0]}") from exc
     report.seconds = time.monotonic() - started
     return report
