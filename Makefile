@@ -15,7 +15,17 @@ VEGETA := $(CACHE)/tools/vegeta-$(VEGETA_VERSION)/vegeta
 CORE_ENV := .venv
 CORE_STAMP := $(CORE_ENV)/.synced
 
-.PHONY: demo test test-unit test-integration test-e2e lint bench env clean stack
+# The stream env: apache-flink from the same lock, apart from the core env (DESIGN §5). Tests and benchmarks run
+# in the core env and start Flink jobs with $(STREAM_ENV)/bin/python.
+STREAM_ENV := .venv-flink
+STREAM_STAMP := $(STREAM_ENV)/.synced
+# Flink's own version is the apache-flink pin; the jars PyFlink lacks (Kafka SQL connector 5.0.0-2.2, Parquet,
+# Hadoop client, S3 plugin) are paired with it in scripts/flink/pom.xml.
+FLINK_VERSION := $(shell sed -n 's/.*"apache-flink==\([0-9.]*\)".*/\1/p' pyproject.toml)
+FLINK_CACHE := $(CACHE)/flink-$(FLINK_VERSION)
+FLINK_STAMP := $(FLINK_CACHE)/.fetched
+
+.PHONY: demo test test-unit test-integration test-e2e lint bench env clean stack stream-env flink-jars
 .DEFAULT_GOAL := demo
 
 $(UV):
@@ -29,6 +39,19 @@ $(CORE_STAMP): pyproject.toml uv.lock | $(UV)
 
 env: $(CORE_STAMP)
 
+$(STREAM_STAMP): pyproject.toml uv.lock | $(UV)
+	UV_PROJECT_ENVIRONMENT=$(STREAM_ENV) $(UV) sync --frozen --python $(PYTHON) --extra stream
+	touch $@
+
+stream-env: $(STREAM_STAMP)
+
+$(FLINK_STAMP): scripts/flink/pom.xml
+	rm -rf $(FLINK_CACHE)/jars $(FLINK_CACHE)/plugins  # no jar of a previous pairing stays on the classpath
+	mvn --batch-mode --quiet -f scripts/flink/pom.xml initialize -Dflink.version=$(FLINK_VERSION) -Dflink.cache=$(FLINK_CACHE)
+	touch $@
+
+flink-jars: $(FLINK_STAMP)
+
 demo: $(CORE_STAMP)
 	$(CORE_ENV)/bin/clinops demo
 
@@ -37,13 +60,13 @@ lint: $(CORE_STAMP)
 	$(CORE_ENV)/bin/ruff format --check src pipelines tests benchmarks
 	$(CORE_ENV)/bin/mypy
 
-test: lint
+test: lint $(STREAM_STAMP) $(FLINK_STAMP)
 	$(CORE_ENV)/bin/pytest
 
 test-unit: $(CORE_STAMP)
 	$(CORE_ENV)/bin/pytest -m unit || [ $$? -eq 5 ]  # 5: the tier has no tests yet
 
-test-integration: $(CORE_STAMP)
+test-integration: $(CORE_STAMP) $(STREAM_STAMP) $(FLINK_STAMP)
 	$(CORE_ENV)/bin/pytest -m integration || [ $$? -eq 5 ]  # 5: the tier has no tests yet
 
 test-e2e: $(CORE_STAMP)
@@ -56,8 +79,8 @@ stack: $(CORE_STAMP)
 $(VEGETA):
 	GOBIN=$(dir $@) GOFLAGS=-modcacherw go install github.com/tsenart/vegeta/v12@$(VEGETA_VERSION)
 
-bench: $(CORE_STAMP) $(VEGETA)
+bench: $(CORE_STAMP) $(STREAM_STAMP) $(FLINK_STAMP) $(VEGETA)
 	@for script in benchmarks/bench_*.py; do VEGETA=$(VEGETA) $(CORE_ENV)/bin/python $$script; done
 
 clean:
-	rm -rf $(CORE_ENV) .clinops .pytest_cache .mypy_cache .ruff_cache
+	rm -rf $(CORE_ENV) $(STREAM_ENV) .clinops .pytest_cache .mypy_cache .ruff_cache

@@ -16,6 +16,7 @@ from rich.table import Table
 from clinops.config import lake_root
 from clinops.errors import ClinopsError
 from clinops.stack.cli import app as stack_app
+from clinops.streaming.flink_launcher import app as flink_app
 
 if TYPE_CHECKING:
     from clinops.data.generator import GeneratorConfig
@@ -31,6 +32,7 @@ app = typer.Typer(
 lake_app = typer.Typer(help="Lake layer jobs.", no_args_is_help=True)
 app.add_typer(lake_app, name="lake")
 app.add_typer(stack_app, name="stack")
+app.add_typer(flink_app, name="flink")
 
 console = Console(stderr=True)
 out = Console()
