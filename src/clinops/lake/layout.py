@@ -88,3 +88,8 @@ def table_prefix(layer: str, table: str) -> str:
 def table_key(layer: str, table: str) -> str:
     """An unpartitioned table (reference data, gold feature tables, generator truth)."""
     return f"{layer}/{table}/part-0.parquet"
+
+
+def drift_prefix(deployment: str) -> str:
+    """Drift results of one monitored deployment (one JSON record per window)."""
+    return f"drift/{deployment}/"

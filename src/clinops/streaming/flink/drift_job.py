@@ -1,0 +1,272 @@
+"""The drift monitor PyFlink job: bins counted per window in the JVM, one pandas aggregate per window in Python."""
+
+from __future__ import annotations
+
+import bisect
+import json
+import logging
+import math
+import time
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+from pyflink.table import DataTypes
+from pyflink.table.udf import AggregateFunction, FunctionContext, ScalarFunction, udaf, udf
+
+from clinops.lake.store import Lake
+from clinops.monitoring.bins import bin_index_rules, counts_from_rows
+from clinops.monitoring.drift import DriftResult, drift_report
+from clinops.streaming.flink.drift_sql import (
+    BINS_UDF,
+    BOOLEAN_TEXT,
+    DRIFT_UDAF,
+    Binning,
+    DriftOptions,
+    DriftSpec,
+    cell_offsets,
+    decode_cells,
+    statements,
+    window_bounds,
+)
+from clinops.streaming.flink.silver_job import FlinkJobError, RunOptions, jar_cache, lake_uri, table_environment
+
+log = logging.getLogger(__name__)
+
+PROMETHEUS_FACTORY = "org.apache.flink.metrics.prometheus.PrometheusReporterFactory"
+# Python gauges reach Flink as Beam int64 gauges: fractions are exported in millionths.
+PPM = 1_000_000
+GENERATED_CODE_MAX_LENGTH = 1 << 30
+
+
+def load_profile(location: str) -> dict[str, Any]:
+    """The reference profile JSON from a path, a file:// URI or s3://bucket/key."""
+    if location.startswith("s3://"):
+        bucket, _, key = location.removeprefix("s3://").partition("/")
+        data = Lake(f"s3://{bucket}").read_bytes(key)
+    else:
+        data = Path(location.removeprefix("file://")).expanduser().read_bytes()
+    profile: dict[str, Any] = json.loads(data)
+    return profile
+
+
+def restrict_profile(profile: Mapping[str, Any], features: Sequence[str] | None) -> dict[str, Any]:
+    """The profile over ``features`` only, in their order (default: every profiled feature)."""
+    if features is None:
+        return dict(profile)
+    unknown = [name for name in features if name not in profile["features"]]
+    if unknown:
+        raise ValueError(f"features not in the reference profile: {', '.join(unknown)}")
+    return {**profile, "features": {name: profile["features"][name] for name in features}}
+
+
+@dataclass(frozen=True)
+class ReportSettings:
+    """What the once-per-window aggregate needs; pickled into the Python worker with it."""
+
+    profile: dict[str, Any]
+    deployment: str
+    window_seconds: int
+    numerical_test: str
+    categorical_test: str
+    threshold: float | None
+    drift_share: float
+
+
+def window_record(result: DriftResult, deployment: str) -> dict[str, Any]:
+    """The ``drift-results`` record: the report's record, named by the deployment it monitors."""
+    return {"deployment": deployment, **result.to_record()}
+
+
+class DriftReport(AggregateFunction):  # type: ignore[misc]
+    """Pandas aggregate over one window's (cell, count) rows: the drift report as a JSON record.
+
+    Flink calls it once per window with every count row of that window, so Python work grows with the windows
+    and the profile's cells, never with the events.
+    """
+
+    def __init__(self, settings: ReportSettings) -> None:
+        self.settings = settings
+        self.rules = bin_index_rules(settings.profile)
+        self.last: DriftResult | None = None
+        self.windows = 0
+
+    def open(self, function_context: FunctionContext) -> None:
+        group = function_context.get_metric_group().add_group("drift")
+        group.gauge("windows", lambda: self.windows)
+        group.gauge("rows", lambda: self.last.rows if self.last else 0)
+        group.gauge("drifted", lambda: int(self.last.drifted) if self.last else 0)
+        group.gauge("drift_share_ppm", lambda: round(self.last.drift_share * PPM) if self.last else 0)
+        group.gauge("drifted_features", lambda: len(self.last.drifted_features) if self.last else 0)
+        group.gauge("window_end_seconds", lambda: self._window_end_s())
+        for name in self.rules:
+            feature = group.add_group("feature", name)
+            feature.gauge("statistic_ppm", self._feature_gauge(name, "statistic"))
+            feature.gauge("p_value_ppm", self._feature_gauge(name, "p_value"))
+            feature.gauge("missing_rate_ppm", self._feature_gauge(name, "missing_rate"))
+            feature.gauge("drifted", self._feature_gauge(name, "drifted"))
+
+    def _window_end_s(self) -> int:
+        if self.last is None or self.last.window_end is None:
+            return 0
+        return int(pd.Timestamp(self.last.window_end).timestamp())
+
+    def _feature_gauge(self, name: str, attribute: str) -> Any:
+        def value() -> int:
+            if self.last is None:
+                return 0
+            raw = getattr(self.last.features[name], attribute)
+            if isinstance(raw, bool):
+                return int(raw)
+            if raw is None or not math.isfinite(raw):
+                return -1  # untested, or chi² over a category the reference never saw
+            return round(float(raw) * PPM)
+
+        return value
+
+    def create_accumulator(self) -> list[str]:
+        return []
+
+    def accumulate(self, accumulator: list[str], start_s: pd.Series, cell: pd.Series, n: pd.Series) -> None:
+        settings = self.settings
+        rows = decode_cells(cell.to_numpy(), n.to_numpy(), self.rules)
+        start, end = window_bounds(int(start_s.iloc[0]), settings.window_seconds)
+        result = drift_report(
+            counts_from_rows(rows, settings.profile),
+            settings.profile,
+            numerical_test=settings.numerical_test,
+            categorical_test=settings.categorical_test,
+            threshold=settings.threshold,
+            drift_share=settings.drift_share,
+            window_start=start,
+            window_end=end,
+        )
+        self.last = result
+        self.windows += 1
+        accumulator.append(json.dumps(window_record(result, settings.deployment), allow_nan=False))
+
+    def get_value(self, accumulator: list[str]) -> str:
+        return accumulator[0]
+
+
+class PythonBins(ScalarFunction):  # type: ignore[misc]
+    """Every feature's cell of one event, computed in Python per event: the design the SQL binning replaces."""
+
+    def __init__(self, rules: Mapping[str, Mapping[str, Any]]) -> None:
+        offsets = cell_offsets(rules)
+        self.plan: list[tuple[bool, Any, int, int, int]] = []
+        for name, rule in rules.items():
+            if rule["kind"] == "numeric":
+                self.plan.append((True, list(rule["edges"]), offsets[name], rule["missing"], 0))
+            else:
+                lookup = {text: i for i, text in enumerate(rule["categories"])}
+                for category, json_text in BOOLEAN_TEXT.items():
+                    if category in lookup and json_text not in lookup:
+                        lookup[json_text] = lookup[category]
+                self.plan.append((False, lookup, offsets[name], rule["missing"], rule["other"]))
+
+    def eval(self, *values: Any) -> list[int]:
+        cells = []
+        for (numeric, table, offset, missing, other), value in zip(self.plan, values, strict=True):
+            if value is None:
+                cells.append(offset + missing)
+            elif numeric:
+                finite = math.isfinite(value)
+                cells.append(offset + (bisect.bisect_right(table, value) if finite else missing))
+            else:
+                cells.append(offset + table.get(value, other))
+        return cells
+
+
+@dataclass
+class DriftRunResult:
+    job_id: str
+    seconds: float
+
+
+def drift_spec(options: DriftOptions, profile: Mapping[str, Any]) -> DriftSpec:
+    sink = options.sink or options.source
+    lake = Lake(options.lake) if options.lake else None
+    return DriftSpec(
+        rules=bin_index_rules(profile),
+        deployment=options.deployment,
+        window_seconds=options.window_seconds,
+        lateness_s=options.lateness_s,
+        source=options.source,
+        sink=sink,
+        lake_uri=lake_uri(lake) if lake else None,
+        bootstrap=options.bootstrap,
+        topic=options.topic,
+        results_topic=options.results_topic,
+        group_id=options.group_id or f"clinops-drift-{options.deployment}",
+        bounded=options.bounded,
+        model=options.model,
+        model_version=options.model_version,
+        binning=options.binning,
+    )
+
+
+def _config(options: DriftOptions) -> dict[str, str]:
+    config = {
+        "pipeline.name": f"clinops drift {options.deployment}",
+        # Each feature's search is one operator of ~5k generated lines: splitting them into methods (Flink's
+        # default above 4,000 characters) costs minutes of parsing and is not needed under the JVM's 64 KB limit.
+        "table.generated-code.max-length": str(GENERATED_CODE_MAX_LENGTH),
+    }
+    if options.metrics_port:
+        config["metrics.reporter.prom.factory.class"] = PROMETHEUS_FACTORY
+        config["metrics.reporter.prom.port"] = options.metrics_port
+    # The count rows of one window reach the aggregate in one Arrow batch as long as it holds them all.
+    config["python.fn-execution.arrow.batch.size"] = "100000"
+    return {**config, **options.extra_config}
+
+
+def run(options: DriftOptions) -> DriftRunResult:
+    """Run the job to its end (files, or Kafka with ``bounded``) or until cancelled (Kafka)."""
+    try:
+        profile = restrict_profile(load_profile(options.profile), options.features)
+    except (OSError, ValueError, KeyError) as exc:
+        raise FlinkJobError(f"cannot read the reference profile {options.profile}: {exc}") from exc
+    spec = drift_spec(options, profile)
+    settings = ReportSettings(
+        profile=profile,
+        deployment=options.deployment,
+        window_seconds=options.window_seconds,
+        numerical_test=options.numerical_test,
+        categorical_test=options.categorical_test,
+        threshold=options.threshold,
+        drift_share=options.drift_share,
+    )
+    environment = RunOptions(
+        lake=options.lake or "",
+        parallelism=options.parallelism,
+        checkpoint_interval_s=options.checkpoint_interval_s,
+        extra_config=_config(options),
+    )
+    t_env = table_environment(environment, jar_cache())
+    t_env.create_temporary_system_function(
+        DRIFT_UDAF, udaf(DriftReport(settings), result_type=DataTypes.STRING(), func_type="pandas")
+    )
+    if spec.binning is Binning.PYTHON:
+        t_env.create_temporary_system_function(
+            BINS_UDF, udf(PythonBins(spec.rules), result_type=DataTypes.ARRAY(DataTypes.INT()))
+        )
+    job = statements(spec)
+    for statement in job.ddl:
+        t_env.execute_sql(statement)
+    for name, query in job.views:
+        t_env.create_temporary_view(name, t_env.sql_query(query))
+    statement_set = t_env.create_statement_set()
+    statement_set.add_insert_sql(job.insert)
+    if options.explain:
+        print(statement_set.explain())
+        return DriftRunResult(job_id="", seconds=0.0)
+    started = time.perf_counter()
+    result = statement_set.execute()
+    client = result.get_job_client()
+    job_id = str(client.get_job_id()) if client is not None else ""
+    log.info("Submitted Flink job %s", job_id)
+    result.wait()
+    return DriftRunResult(job_id=job_id, seconds=time.perf_counter() - started)
