@@ -5,6 +5,8 @@ from __future__ import annotations
 import json
 import shutil
 import subprocess
+import uuid
+from pathlib import Path
 
 import numpy as np
 import orjson
@@ -12,16 +14,20 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
+from confluent_kafka import Message, Producer
 
-from clinops.data.emit import emit_to_lake
+from clinops.data.emit import emit_to_lake, transport_stream
 from clinops.data.generator import DirtRates, GeneratorConfig, generate
 from clinops.data.schemas import ENTITY_BY_EVENT_TYPE, TOPIC_BY_EVENT_TYPE, EventType
+from clinops.data.validation import validate
 from clinops.features.offline import build_gold
 from clinops.lake.bronze import BronzeWriter, TransportRecord
 from clinops.lake.layout import silver_prefix
 from clinops.lake.silver import bronze_to_silver, silver_schema
 from clinops.lake.store import Lake
+from clinops.stack.kafka import KafkaBroker
 from clinops.streaming.flink_launcher import job_command, job_environment, stream_python
+from tests.integration.kafka_helpers import group_at_end
 
 pytestmark = pytest.mark.integration
 
@@ -83,6 +89,7 @@ EDGE_RECORDS = [
     vitals("edge-wrong-type", event_type="lab_result", timestamp="2026-01-02T00:22:00Z"),
     vitals("edge-replay", timestamp="2026-01-02T00:23:00Z"),
     vitals("edge-replay", timestamp="2026-01-02T00:23:00Z"),
+    vitals(" edge-replay ", timestamp="2026-01-02T00:23:00Z"),
     vitals("edge-invalid-replay", heart_rate=999.0, timestamp="2026-01-02T00:24:00Z"),
     vitals("edge-invalid-replay", heart_rate=999.0, timestamp="2026-01-02T00:24:00Z"),
 ]
@@ -220,3 +227,57 @@ def test_gold_from_stream_silver_equals_gold_from_batch_silver(lakes: tuple[Lake
     numeric = batch.select_dtypes(include=[np.number]).columns
     pd.testing.assert_frame_equal(stream.drop(columns=numeric), batch.drop(columns=numeric))
     np.testing.assert_allclose(stream[numeric].to_numpy(float), batch[numeric].to_numpy(float), rtol=1e-9)
+
+
+def test_kafka_source_judges_the_records_of_each_partition_in_offset_order(
+    kafka_broker: KafkaBroker, tmp_path: Path
+) -> None:
+    """The Kafka source, bounded at the offsets current at start, against the batch validator on what was sent."""
+    kinds = (EventType.VITALS, EventType.LAB_RESULT)
+    stream = transport_stream(generate(GeneratorConfig(patients=20, seed=31, days=4, dirt=DIRT)))
+    topics = tuple(TOPIC_BY_EVENT_TYPE[kind] for kind in kinds)
+    # A new group at the topics' ends: the job reads only what this test sends.
+    group = group_at_end(kafka_broker.bootstrap, f"flink-silver-{uuid.uuid4().hex[:8]}", topics)
+    delivered: list[tuple[str, int, int, bytes]] = []
+
+    def on_delivery(error: object, message: Message) -> None:
+        assert error is None, error
+        delivered.append((message.topic(), message.partition(), message.offset(), message.value()))
+
+    producer = Producer({"bootstrap.servers": kafka_broker.bootstrap, "enable.idempotence": True})
+    sent = 0
+    for topic, key, value in zip(stream.topics, stream.keys, stream.values, strict=True):
+        if topic in topics:
+            producer.produce(topic, value=value, key=str(key).encode(), on_delivery=on_delivery)
+            producer.poll(0)
+            sent += 1
+    assert producer.flush(60) == 0
+    assert len(delivered) == sent
+
+    lake = Lake(tmp_path / "lake")
+    python = stream_python()
+    env = {**job_environment(python), "FLINK_LOG_DIR": str(tmp_path / "flink-log")}
+    args = ["--lake", str(lake.root), "--source", "kafka", "--bootstrap", kafka_broker.bootstrap, "--group-id", group]
+    args += ["--bounded", "--checkpoint-interval", "1", *(f"--entity={ENTITY_BY_EVENT_TYPE[kind]}" for kind in kinds)]
+    done = subprocess.run(
+        job_command(python, "bronze-to-silver", args), env=env, capture_output=True, text=True, timeout=JOB_TIMEOUT_S
+    )
+    assert done.returncode == 0, f"{done.stderr[-4000:]}\n(JVM log in {tmp_path / 'flink-log'})"
+
+    for kind in kinds:
+        entity = ENTITY_BY_EVENT_TYPE[kind]
+        arrived = sorted((p, o, v) for t, p, o, v in delivered if t == TOPIC_BY_EVENT_TYPE[kind])
+        records = [orjson.loads(value) for _, _, value in arrived]
+        expected = validate(kind, pd.DataFrame.from_records(records))
+        table = pa.Table.from_pandas(expected.valid, schema=silver_schema(kind), preserve_index=False)
+        valid = table.replace_schema_metadata(None).to_pandas()
+        valid = valid.sort_values("event_id", kind="stable").reset_index(drop=True)
+        pd.testing.assert_frame_equal(silver(lake, kind), valid, check_exact=False, rtol=1e-12, atol=1e-9)
+        rejected = sorted((str(records[row].get("event_id")), tuple(r)) for row, r in expected.rejected.items())
+        entries = [
+            orjson.loads(line)
+            for key in lake.keys(f"quarantine/{entity}/")
+            for line in lake.read_bytes(key).splitlines()
+        ]
+        assert sorted((str(e["record"]["event_id"]), tuple(e["reasons"])) for e in entries) == rejected
+        assert all(set(e["origin"]) == {"partition", "offset"} for e in entries)

@@ -76,7 +76,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"error: {exc}", file=sys.stderr)
         return 1
     if not args.explain:
-        print(json.dumps({"job_id": result.job_id, "seconds": round(result.seconds, 2), "replaced": result.replaced}))
+        timing = {"seconds": round(result.seconds, 2), "runtime_s": round(result.runtime_s, 2)}
+        print(json.dumps({"job_id": result.job_id, **timing, "replaced": result.replaced}))
     return 0
 
 

@@ -7,7 +7,7 @@ import logging
 import os
 import time
 from collections.abc import Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from urllib.parse import urlparse
 
@@ -17,9 +17,9 @@ from pyflink.table import DataTypes, EnvironmentSettings, TableEnvironment
 from pyflink.table.udf import udf
 
 from clinops.config import data_dir
-from clinops.data.schemas import EventType
+from clinops.data.schemas import TOPIC_BY_EVENT_TYPE, EventType
 from clinops.data.validation import _parse_timestamps
-from clinops.lake.layout import QUARANTINE
+from clinops.lake.layout import QUARANTINE, bronze_prefix
 from clinops.lake.store import Lake
 from clinops.streaming.flink import cache
 from clinops.streaming.flink.silver_sql import TIMESTAMP_UDF, JobSpec, SourceKind, Statements, entity, statements
@@ -105,6 +105,16 @@ def _prepare_jvm(jars_dir: Path) -> None:
     os.environ.setdefault("LOG4J_PROPERTIES", str(Path(__file__).with_name("log4j.properties")))
 
 
+def _checkpoint_dir(options: RunOptions) -> str:
+    """Beside the lake (hidden from its readers), else under the data dir.
+
+    Not the JobManager's memory: a backfill's windows hold every row until the input ends, far more than it takes.
+    """
+    if options.lake:
+        return f"{lake_uri(Lake(options.lake))}/_flink/checkpoints"
+    return (data_dir() / "flink" / "checkpoints").resolve().as_uri()
+
+
 def table_environment(options: RunOptions, jars_dir: Path) -> TableEnvironment:
     _prepare_jvm(jars_dir)
     config = Configuration()
@@ -113,9 +123,12 @@ def table_environment(options: RunOptions, jars_dir: Path) -> TableEnvironment:
         "pipeline.name": "clinops bronze-to-silver",
         "parallelism.default": str(options.parallelism),
         "table.local-time-zone": "UTC",
+        # Chained SQL operators hand rows on without copying them (the planner's operators allow it).
+        "pipeline.object-reuse": "true",
         # Files become visible in silver only when a checkpoint commits them; a bounded run ends with one.
         "execution.checkpointing.interval": f"{int(options.checkpoint_interval_s * 1000)}ms",
         "execution.checkpointing.mode": "EXACTLY_ONCE",
+        "execution.checkpointing.dir": _checkpoint_dir(options),
         # A failure that repeats is a bug, not weather: give up after a few attempts instead of looping.
         "restart-strategy.type": "fixed-delay",
         "restart-strategy.fixed-delay.attempts": "3",
@@ -146,6 +159,8 @@ class RunResult:
     job_id: str
     seconds: float
     replaced: int
+    # Time the job ran on the cluster, without start-up, planning and submission.
+    runtime_s: float = 0.0
 
 
 def job_statements(options: RunOptions) -> Statements:
@@ -161,12 +176,24 @@ def job_statements(options: RunOptions) -> Statements:
     return statements(spec)
 
 
+def _with_bronze(lake: Lake, kinds: Iterable[EventType]) -> tuple[EventType, ...]:
+    """The event types that have bronze objects (a file source over a missing folder fails the whole job)."""
+    found = tuple(kind for kind in kinds if lake.keys(bronze_prefix(TOPIC_BY_EVENT_TYPE[kind]), suffix=".jsonl"))
+    if not found:
+        raise FlinkJobError(f"no bronze objects under {lake.uri('bronze')}: emit or ingest events first")
+    for kind in set(kinds) - set(found):
+        log.info("Skipped %s: no bronze objects", entity(kind))
+    return found
+
+
 def run(options: RunOptions) -> RunResult:
     """Run the job to its end (files, or Kafka with ``bounded``) or until cancelled (Kafka)."""
     lake = Lake(options.lake)
     jars_dir = jar_cache()
-    planned = job_statements(options)
     backfill = options.source is SourceKind.FILES
+    if backfill:
+        options = replace(options, kinds=_with_bronze(lake, options.kinds))
+    planned = job_statements(options)
     stale = _existing(lake, options.kinds) if backfill else []
     t_env = table_environment(options, jars_dir)
     t_env.create_temporary_system_function(
@@ -190,7 +217,8 @@ def run(options: RunOptions) -> RunResult:
     log.info("Submitted Flink job %s", job_id)
     result.wait()
     seconds = time.perf_counter() - started
+    runtime_s = client.get_job_execution_result().result().get_net_runtime() / 1000 if client is not None else 0.0
     # A backfill rebuilds silver: what was there before is removed only once the new files are committed.
     for key in stale:
         lake.fs.delete_file(lake.path(key))
-    return RunResult(job_id=job_id, seconds=seconds, replaced=len(stale))
+    return RunResult(job_id=job_id, seconds=seconds, replaced=len(stale), runtime_s=runtime_s)

@@ -45,16 +45,14 @@ INFINITY_PATTERN = r"(?i)^\s*[+-]?inf(inity)?\s*$"
 # Events whose timestamp only the general parser reads are windowed by their arrival, or by this instant when the
 # arrival has no time order (files): one window then holds them all, so their dedupe never depends on arrival.
 UNORDERED_ARRIVAL_MS = 0
-# A watermark that never passes an event: a backfill over files fires its windows when the input ends.
+# A watermark that never passes an event: a backfill over files fires its windows when the input ends (its objects
+# are read in no time order); on Kafka, what an event that does not move the watermark contributes.
 NEVER_MS = -62135596800000  # 0001-01-01T00:00:00Z
 MAX_RANK = 2_147_483_647
 # Window Top-N needs a tumbling window; every member of a dedupe group has the same event time, so its size
 # bounds only how long rows wait for the watermark, never which rows are duplicates.
 DEDUPE_WINDOW = "INTERVAL '1' MINUTE"
-BRONZE_OBJECT_PATTERN = r"/date=(\d{4}-\d{2}-\d{2})/hour=(\d{2})/([^/]+)-(\d+)-(\d+)-(\d+)\.jsonl$"
 TIMESTAMP_UDF = "clinops_parse_timestamp"
-# Raw fields carried next to silver columns of the same names.
-RAW = "raw_"
 
 
 class SourceKind(StrEnum):
@@ -90,6 +88,14 @@ def literal(text: str) -> str:
 
 def number(value: float) -> str:
     return f"CAST({float(value)!r} AS DOUBLE)"
+
+
+def interval(seconds: int) -> str:
+    """A day-time interval literal (a bare SECOND interval takes two digits only)."""
+    minutes, second = divmod(seconds, 60)
+    hours, minute = divmod(minutes, 60)
+    days, hour = divmod(hours, 24)
+    return f"INTERVAL '{days} {hour:02d}:{minute:02d}:{second:02d}' DAY TO SECOND"
 
 
 def _whitespace() -> str:
@@ -402,7 +408,10 @@ def source_ddl(kind: EventType, spec: JobSpec) -> str:
     computed += [f"{num(name)} AS {_parse_number(quote(name))}" for name in _numeric_fields(kind)]
     canonical = _canonical_instant(quote("timestamp"))
     if spec.source is SourceKind.FILES:
-        metadata = ["`path` STRING NOT NULL METADATA FROM 'file.path' VIRTUAL"]
+        metadata = [
+            "`path` STRING NOT NULL METADATA FROM 'file.path' VIRTUAL",
+            "`file_name` STRING NOT NULL METADATA FROM 'file.name' VIRTUAL",
+        ]
         arrival = f"TO_TIMESTAMP_LTZ({UNORDERED_ARRIVAL_MS}, 3)"
         watermark = f"TO_TIMESTAMP_LTZ({NEVER_MS}, 3)"
         options = {
@@ -417,7 +426,16 @@ def source_ddl(kind: EventType, spec: JobSpec) -> str:
             "`arrival` TIMESTAMP_LTZ(3) NOT NULL METADATA FROM 'timestamp' VIRTUAL",
         ]
         arrival = "`arrival`"
-        watermark = f"`event_time` - INTERVAL '{spec.lateness_s}' SECOND"
+        # Only payload times move the watermark: an arrival time (for an unreadable timestamp) may be far ahead of
+        # the events when a backlog is replayed, and would make every later event late.
+        from_payload = (
+            f"DATE_FORMAT(`event_time`, {literal(CANONICAL_TIMESTAMP)}) = "
+            f"TRIM(BOTH {literal(WHITESPACE)} FROM {quote('timestamp')})"
+        )
+        watermark = (
+            f"CASE WHEN {from_payload} THEN `event_time` - {interval(spec.lateness_s)} "
+            f"ELSE TO_TIMESTAMP_LTZ({NEVER_MS}, 3) END"
+        )
         if not spec.bootstrap:
             raise ValueError("a Kafka source needs bootstrap servers")
         options = {
@@ -474,29 +492,38 @@ def quarantine_sink_ddl(kind: EventType, spec: JobSpec) -> str:
 # --- the pipeline ------------------------------------------------------------------------------------------
 
 
-def _origin_columns(spec: JobSpec) -> list[str]:
-    """Arrival order (partition, position) and what the quarantine names as the record's origin."""
+def origin_columns(kind: EventType, spec: JobSpec) -> list[str]:
+    """Arrival order (partition, position) and where the quarantine says a record came from."""
     if spec.source is SourceKind.KAFKA:
         return [
             "`kafka_partition` AS `arrival_partition`",
             "`kafka_offset` AS `arrival_position`",
             "DATE_FORMAT(`arrival`, 'yyyy-MM-dd') AS `origin_date`",
-            "JSON_OBJECT(KEY 'partition' VALUE `kafka_partition`, KEY 'offset' VALUE `kafka_offset`) AS `origin`",
         ]
-    pattern = literal(BRONZE_OBJECT_PATTERN)
-    line = "(`line_count` - 1)"
+    # <topic>-<partition>-<first offset>-<last offset>.jsonl, under …/date=<date>/hour=<hour>/ (DESIGN §6).
+    dashes = TOPIC_BY_EVENT_TYPE[kind].count("-")
     return [
-        f"CAST(REGEXP_EXTRACT(`path`, {pattern}, 4) AS INT) AS `arrival_partition`",
+        f"CAST(SPLIT_INDEX(`file_name`, '-', {dashes + 1}) AS INT) AS `arrival_partition`",
         # Offsets of one partition's objects never overlap, so first offset + line orders a partition's records.
-        f"CAST(REGEXP_EXTRACT(`path`, {pattern}, 5) AS BIGINT) + {line} AS `arrival_position`",
-        f"REGEXP_EXTRACT(`path`, {pattern}, 1) AS `origin_date`",
-        f"JSON_OBJECT(KEY 'object' VALUE REGEXP_EXTRACT(`path`, '([^/]+)\\.jsonl$', 1), KEY 'line' VALUE {line}) "
-        "AS `origin`",
+        f"CAST(SPLIT_INDEX(`file_name`, '-', {dashes + 2}) AS BIGINT) + `line_count` - 1 AS `arrival_position`",
+        "SUBSTRING(`path` FROM POSITION('/date=' IN `path`) + 6 FOR 10) AS `origin_date`",
+        "SUBSTRING(`file_name` FROM 1 FOR CHAR_LENGTH(`file_name`) - 6) AS `origin_object`",
+        "`line_count` - 1 AS `origin_line`",
     ]
 
 
+def origin_json(spec: JobSpec) -> str:
+    if spec.source is SourceKind.KAFKA:
+        return "JSON_OBJECT(KEY 'partition' VALUE `arrival_partition`, KEY 'offset' VALUE `arrival_position`)"
+    return "JSON_OBJECT(KEY 'object' VALUE `origin_object`, KEY 'line' VALUE `origin_line`)"
+
+
+def _origin_names(spec: JobSpec) -> list[str]:
+    return [column.rpartition(" AS ")[2] for column in origin_columns(EventType.VITALS, spec)]
+
+
 def _carried(kind: EventType) -> list[str]:
-    fields = [quote(name) for name in (*ENVELOPE_FIELDS, *RAW_FIELDS[kind])]
+    fields = [quote(name) for name in _raw_fields(kind)]
     fields += [text(name) for name in _text_fields(kind)]
     fields += [present(name) for name in _text_fields(kind)]
     fields += [num(name) for name in _numeric_fields(kind)]
@@ -507,17 +534,26 @@ def _raw_fields(kind: EventType) -> tuple[str, ...]:
     return (*ENVELOPE_FIELDS, *RAW_FIELDS[kind])
 
 
-def _record_json(kind: EventType, prefix: str) -> str:
-    """The record as read: its fields as text (bronze keeps the bytes; the origin says where)."""
-    pairs = ", ".join(f"KEY {literal(name)} VALUE {quote(prefix + name)}" for name in _raw_fields(kind))
+def _entry(reasons: str, record: str, spec: JobSpec) -> str:
+    origin = origin_json(spec)
+    return f"JSON_OBJECT(KEY 'reasons' VALUE {reasons}, KEY 'origin' VALUE {origin}, KEY 'record' VALUE {record})"
+
+
+def _raw_record(kind: EventType) -> str:
+    """An invalid record as read: its fields as text (bronze keeps its bytes, at the origin)."""
+    pairs = ", ".join(f"KEY {literal(name)} VALUE {quote(name)}" for name in _raw_fields(kind))
     return f"JSON_OBJECT({pairs} NULL ON NULL)"
 
 
-def _entry(reasons: str, kind: EventType, prefix: str = "") -> str:
-    return (
-        f"JSON_OBJECT(KEY 'reasons' VALUE {reasons}, KEY 'origin' VALUE JSON(`origin`), "
-        f"KEY 'record' VALUE {_record_json(kind, prefix)})"
-    )
+def _silver_record(kind: EventType) -> str:
+    """A duplicate is valid: it is shown as standardised, like the silver row it duplicates."""
+    pairs = []
+    for f in silver_schema(kind):
+        value = quote(f.name)
+        if f.name == "timestamp":
+            value = f"DATE_FORMAT({value}, {literal(CANONICAL_TIMESTAMP)})"
+        pairs.append(f"KEY {literal(f.name)} VALUE {value}")
+    return f"JSON_OBJECT({', '.join(pairs)} NULL ON NULL)"
 
 
 def pipeline(kind: EventType, spec: JobSpec) -> tuple[list[tuple[str, str]], list[str]]:
@@ -534,13 +570,13 @@ def pipeline(kind: EventType, spec: JobSpec) -> tuple[list[tuple[str, str]], lis
         # A file is one split read in order by one reader: counting per file in arrival order numbers its lines.
         counted = view(
             "numbered",
-            f"SELECT *, COUNT(*) OVER (PARTITION BY `path` ORDER BY `read_at` "
+            f"SELECT *, COUNT(*) OVER (PARTITION BY `file_name` ORDER BY `read_at` "
             f"ROWS BETWEEN UNBOUNDED PRECEDING AND CURRENT ROW) AS `line_count` "
             f"FROM (SELECT *, PROCTIME() AS `read_at` FROM {bronze})",
         )
     else:
         counted = bronze
-    origin = ", ".join(_origin_columns(spec))
+    origin = ", ".join(origin_columns(kind, spec))
     fast = f"DATE_FORMAT(`event_time`, {literal(CANONICAL_TIMESTAMP)}) = {text('timestamp')}"
     timed = view(
         "timed",
@@ -563,8 +599,9 @@ def pipeline(kind: EventType, spec: JobSpec) -> tuple[list[tuple[str, str]], lis
     if spec.source is SourceKind.KAFKA:
         late = "FLOOR(`event_time` TO MINUTE) + INTERVAL '1' MINUTE <= CURRENT_WATERMARK(`event_time`)"
         windowed_input = view("on_time", f"SELECT * FROM {checked} WHERE ({late}) IS NOT TRUE")
+        late_reasons = reasons_json([*reasons, ("late", "TRUE")])
         quarantined.append(
-            f"SELECT {_entry(reasons_json([*reasons, ('late', 'TRUE')]), kind)} AS `entry`, `origin_date` AS `date` "
+            f"SELECT {_entry(late_reasons, _raw_record(kind), spec)} AS `entry`, `origin_date` AS `date` "
             f"FROM {checked} WHERE ({late}) IS TRUE"
         )
     windowed = view(
@@ -572,15 +609,8 @@ def pipeline(kind: EventType, spec: JobSpec) -> tuple[list[tuple[str, str]], lis
     )
     # Every invalid record is quarantined, a replayed one each time it came, as in the batch path.
     quarantined.append(
-        f"SELECT {_entry(reasons_json(reasons), kind)} AS `entry`, `origin_date` AS `date` FROM {windowed} "
-        f"WHERE NOT ({is_valid(reasons)})"
-    )
-    # The first arrival of each event id among all records; a later one is a transport replay, dropped.
-    by_id = view(
-        "first_arrivals",
-        f"SELECT * FROM (SELECT *, ROW_NUMBER() OVER (PARTITION BY `window_start`, `window_end`, `event_id` "
-        f"ORDER BY `arrival_partition`, `arrival_position`) AS `replay_rank` FROM {windowed}) "
-        f"WHERE `replay_rank` = 1",
+        f"SELECT {_entry(reasons_json(reasons), _raw_record(kind), spec)} AS `entry`, `origin_date` AS `date` "
+        f"FROM {windowed} WHERE NOT ({is_valid(reasons)})"
     )
     typed = TYPED_RULES[kind]()
     factor = (
@@ -600,25 +630,30 @@ def pipeline(kind: EventType, spec: JobSpec) -> tuple[list[tuple[str, str]], lis
     ]
     assert [c for c, _ in typed.columns] == list(SILVER_COLUMNS[kind])
     assert len(QUALITY_COLUMNS) == 3
-    key = [text("patient_id"), "`ts`", text("source")]
-    discriminator = DEDUPE_DISCRIMINATOR[kind]
-    if discriminator:
-        key.append(text(discriminator))
-    candidates = view(
-        "candidates",
-        f"SELECT {', '.join(silver_values)}, {', '.join(key)}, `origin`, `origin_date`, `arrival_partition`, "
-        f"`arrival_position`, `window_start`, `window_end`, `window_time`, "
-        f"{', '.join(f'{quote(n)} AS {quote(RAW + n)}' for n in _raw_fields(kind))} FROM {by_id} "
-        f"WHERE {is_valid(reasons)}",
+    # Only what the rankings and sinks read crosses the shuffles and sits in window state.
+    shaped = view(
+        "shaped",
+        f"SELECT {is_valid(reasons)} AS `valid`, {', '.join(silver_values)}, {', '.join(_origin_names(spec))}, "
+        f"`window_start`, `window_end`, `window_time` FROM {windowed}",
     )
+    # The first arrival of each event id among all records; a later one is a transport replay, dropped.
+    first = view(
+        "first_arrivals",
+        f"SELECT * FROM (SELECT *, ROW_NUMBER() OVER (PARTITION BY `window_start`, `window_end`, `event_id` "
+        f"ORDER BY `arrival_partition`, `arrival_position`) AS `replay_rank` FROM {shaped}) "
+        f"WHERE `replay_rank` = 1",
+    )
+    discriminator = DEDUPE_DISCRIMINATOR[kind]
+    key = ", ".join(quote(c) for c in ("patient_id", "timestamp", "source", *filter(None, [discriminator])))
     ranked = view(
         "ranked",
-        f"SELECT * FROM (SELECT *, ROW_NUMBER() OVER (PARTITION BY `window_start`, `window_end`, {', '.join(key)} "
-        f"ORDER BY `arrival_partition`, `arrival_position`) AS `duplicate_rank` FROM {candidates}) "
+        f"SELECT * FROM (SELECT *, ROW_NUMBER() OVER (PARTITION BY `window_start`, `window_end`, {key} "
+        f"ORDER BY `arrival_partition`, `arrival_position`) AS `duplicate_rank` FROM {first} WHERE `valid`) "
         f"WHERE `duplicate_rank` <= {MAX_RANK}",
     )
+    duplicate = reasons_json([("duplicate", "TRUE")])
     quarantined.append(
-        f"SELECT {_entry(reasons_json([('duplicate', 'TRUE')]), kind, RAW)} AS `entry`, `origin_date` AS `date` "
+        f"SELECT {_entry(duplicate, _silver_record(kind), spec)} AS `entry`, `origin_date` AS `date` "
         f"FROM {ranked} WHERE `duplicate_rank` > 1"
     )
     silver_names = ", ".join(quote(f.name) for f in silver_schema(kind))
