@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import importlib.metadata
+import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -14,7 +16,8 @@ from typing import Annotated
 import typer
 from rich.console import Console
 
-from clinops.config import lake_root
+from clinops.config import data_dir, lake_root
+from clinops.config import tracking_uri as configured_tracking_uri
 from clinops.errors import ClinopsError
 from clinops.streaming.flink.cache import JARS_ENV, jar_cache, jars
 
@@ -114,5 +117,114 @@ def bronze_to_silver(
         raise typer.Exit(1) from None
     # The job's own output (its JSON summary, its errors) goes straight to this terminal.
     code = subprocess.run(command, env=env, check=False).returncode
+    if code != 0:
+        raise typer.Exit(code)
+
+
+# --- drift monitor ---------------------------------------------------------------------------------------------
+
+PROFILE_TAG = "clinops.reference_profile"
+MODEL_URI = re.compile(r"^models:/(?P<name>[^/@]+)(?:@(?P<alias>[^/]+)|/(?P<version>\d+))$")
+
+
+def monitor_profile(model_uri: str, tracking_uri: str, target: Path) -> tuple[str, str, list[str]]:
+    """The reference profile of a registered version, restricted to the model's inputs, written to ``target``.
+
+    Returns the model name, the resolved version and its input features. The training run profiles subgroup
+    columns too; the prediction log carries only the model's inputs, so only those are monitored.
+    """
+    import mlflow
+    from mlflow import MlflowClient
+    from mlflow.exceptions import MlflowException
+    from mlflow.models import Model
+
+    from clinops.serving.model import ModelLoadError, resolve_version, signature_features
+
+    match = MODEL_URI.match(model_uri)
+    if match is None:
+        raise FlinkLaunchError(f"--model takes models:/<name>@<alias> or models:/<name>/<version>, not {model_uri!r}")
+    name = match["name"]
+    client = MlflowClient(tracking_uri=tracking_uri, registry_uri=tracking_uri)
+    try:
+        pinned = int(match["version"]) if match["version"] else None
+        version = resolve_version(client, name, alias=match["alias"], version=pinned)
+        tags = client.get_model_version(name, version).tags
+        if PROFILE_TAG not in tags:
+            raise FlinkLaunchError(f"models:/{name}/{version} has no {PROFILE_TAG} tag: it was not trained by clinops")
+        profile_file = mlflow.artifacts.download_artifacts(artifact_uri=tags[PROFILE_TAG], tracking_uri=tracking_uri)
+        model_dir = mlflow.artifacts.download_artifacts(
+            artifact_uri=f"models:/{name}/{version}", tracking_uri=tracking_uri, registry_uri=tracking_uri
+        )
+        features = [feature.name for feature in signature_features(Model.load(model_dir).signature)]
+    except (MlflowException, ModelLoadError, OSError) as exc:
+        raise FlinkLaunchError(f"cannot read the reference profile of {model_uri}: {exc}") from exc
+    profile = json.loads(Path(profile_file).read_text())
+    unprofiled = [feature for feature in features if feature not in profile["features"]]
+    if unprofiled:
+        raise FlinkLaunchError(f"models:/{name}/{version}: inputs missing from its profile: {', '.join(unprofiled)}")
+    profile["features"] = {feature: profile["features"][feature] for feature in features}
+    target.parent.mkdir(parents=True, exist_ok=True)
+    target.write_text(json.dumps(profile))
+    return name, version, features
+
+
+@run_app.command("drift")
+def drift(
+    model: Annotated[str, typer.Option(help="Monitored model: models:/<name>@<alias> or models:/<name>/<version>.")],
+    lake: Annotated[str, typer.Option(help="Lake root: a directory or s3://bucket/prefix (env CLINOPS_LAKE).")] = (
+        lake_root()
+    ),
+    source: Annotated[Source, typer.Option(help="The prediction log in the lake, or the Kafka topic.")] = Source.FILES,
+    sink: Annotated[Source | None, typer.Option(help="Drift results to the lake or Kafka (default: source).")] = None,
+    bootstrap: Annotated[str | None, typer.Option(help="Kafka bootstrap servers, host:port.")] = None,
+    bounded: Annotated[bool, typer.Option(help="Kafka: stop at the offsets current at start.")] = False,
+    deployment: Annotated[str | None, typer.Option(help="Name of the results (default: the model name).")] = None,
+    window_seconds: Annotated[int, typer.Option(min=1, help="Tumbling event-time window size.")] = 600,
+    lateness: Annotated[int, typer.Option(min=0, help="Kafka: seconds an event may trail the newest one.")] = 300,
+    numerical_test: Annotated[str, typer.Option(help="ks, psi, wasserstein or jsd.")] = "ks",
+    categorical_test: Annotated[str, typer.Option(help="chi2, psi or jsd.")] = "chi2",
+    threshold: Annotated[float | None, typer.Option(help="p-value or distance limit (default: each test's).")] = None,
+    drift_share: Annotated[float, typer.Option(help="Share of drifted features that flags a window.")] = 0.5,
+    all_versions: Annotated[bool, typer.Option(help="Monitor every version's predictions, not only this one's.")] = (
+        False
+    ),
+    parallelism: Annotated[int, typer.Option(min=1, help="Parallelism of every operator.")] = 2,
+    checkpoint_interval: Annotated[float, typer.Option(min=0.1, help="Seconds between checkpoints.")] = 10.0,
+    metrics_port: Annotated[str | None, typer.Option(help="Prometheus port or range (e.g. 9249-9259).")] = None,
+    tracking_uri: Annotated[str | None, typer.Option(help="MLflow tracking URI (env MLFLOW_TRACKING_URI).")] = None,
+) -> None:
+    """Per-window drift of a deployment's prediction log against its model's reference profile."""
+    if Source.KAFKA in (source, sink) and not bootstrap:
+        console.print("error: a Kafka source or sink needs --bootstrap host:port", markup=False, highlight=False)
+        raise typer.Exit(2)
+    try:
+        python = stream_python()
+        env = job_environment(python)
+        uri = tracking_uri or configured_tracking_uri()
+        target = data_dir() / "flink" / "profiles" / f"{re.sub(r'[^A-Za-z0-9._-]', '_', model)}.json"
+        name, version, _ = monitor_profile(model, uri, target)
+    except FlinkLaunchError as exc:
+        console.print(f"error: {exc}", markup=False, highlight=False, soft_wrap=True)
+        raise typer.Exit(1) from None
+    args = ["--profile", str(target.resolve()), "--deployment", deployment or name, "--model", name]
+    if not all_versions:
+        args += ["--model-version", version]
+    args += ["--source", source.value, "--window-seconds", str(window_seconds), "--lateness", str(lateness)]
+    args += ["--numerical-test", numerical_test, "--categorical-test", categorical_test]
+    args += ["--drift-share", str(drift_share), "--parallelism", str(parallelism)]
+    args += ["--checkpoint-interval", str(checkpoint_interval)]
+    if Source.FILES in (source, sink or source):
+        args += ["--lake", lake]
+    for flag, value in [("--sink", sink.value if sink else None), ("--bootstrap", bootstrap)]:
+        if value:
+            args += [flag, value]
+    if threshold is not None:
+        args += ["--threshold", str(threshold)]
+    if metrics_port:
+        args += ["--metrics-port", metrics_port]
+    if bounded:
+        args.append("--bounded")
+    console.print(f"Monitoring models:/{name}/{version} with its reference profile {target}", highlight=False)
+    code = subprocess.run(job_command(python, "drift", args), env=env, check=False).returncode
     if code != 0:
         raise typer.Exit(code)

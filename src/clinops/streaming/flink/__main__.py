@@ -9,6 +9,7 @@ import sys
 from collections.abc import Sequence
 
 from clinops.data.schemas import ENTITY_BY_EVENT_TYPE, EventType
+from clinops.streaming.flink.drift_sql import add_drift_parser, drift_options
 
 
 def parser() -> argparse.ArgumentParser:
@@ -32,11 +33,14 @@ def parser() -> argparse.ArgumentParser:
     job.add_argument("--explain", action="store_true", help="Print the optimized plan instead of running.")
     job.add_argument("--print-sql", action="store_true", help="Print the job's SQL script instead of running.")
     job.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="Extra Flink configuration.")
+    add_drift_parser(jobs)
     return root
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = parser().parse_args(argv)
+    if args.job == "drift":
+        return drift(args)
     if args.source == "kafka" and not args.bootstrap:
         parser().error("--source kafka needs --bootstrap host:port")
     if args.parallelism < 1:
@@ -78,6 +82,26 @@ def main(argv: Sequence[str] | None = None) -> int:
     if not args.explain:
         timing = {"seconds": round(result.seconds, 2), "runtime_s": round(result.runtime_s, 2)}
         print(json.dumps({"job_id": result.job_id, **timing, "replaced": result.replaced}))
+    return 0
+
+
+def drift(args: argparse.Namespace) -> int:
+    try:
+        options = drift_options(args)
+    except ValueError as exc:
+        parser().error(str(exc))
+    logging.basicConfig(level=logging.INFO, format="%(message)s", stream=sys.stderr)
+    from clinops.streaming.flink.drift_job import run as run_drift
+    from clinops.streaming.flink.silver_job import FlinkJobError
+
+    try:
+        result = run_drift(options)
+    except FlinkJobError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    if not options.explain:
+        timing = {"seconds": round(result.seconds, 2), "runtime_s": round(result.runtime_s, 2)}
+        print(json.dumps({"job_id": result.job_id, **timing}))
     return 0
 
 

@@ -6,6 +6,7 @@ import bisect
 import json
 import logging
 import math
+import os
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -16,6 +17,7 @@ import pandas as pd
 from pyflink.table import DataTypes
 from pyflink.table.udf import AggregateFunction, FunctionContext, ScalarFunction, udaf, udf
 
+from clinops.lake.layout import bronze_prefix
 from clinops.lake.store import Lake
 from clinops.monitoring.bins import bin_index_rules, counts_from_rows
 from clinops.monitoring.drift import DriftResult, drift_report
@@ -32,6 +34,7 @@ from clinops.streaming.flink.drift_sql import (
     window_bounds,
 )
 from clinops.streaming.flink.silver_job import FlinkJobError, RunOptions, jar_cache, lake_uri, table_environment
+from clinops.streaming.flink.silver_sql import SourceKind
 
 log = logging.getLogger(__name__)
 
@@ -98,7 +101,7 @@ class DriftReport(AggregateFunction):  # type: ignore[misc]
         group.gauge("windows", lambda: self.windows)
         group.gauge("rows", lambda: self.last.rows if self.last else 0)
         group.gauge("drifted", lambda: int(self.last.drifted) if self.last else 0)
-        group.gauge("drift_share_ppm", lambda: round(self.last.drift_share * PPM) if self.last else 0)
+        group.gauge("share_ppm", lambda: round(self.last.drift_share * PPM) if self.last else 0)
         group.gauge("drifted_features", lambda: len(self.last.drifted_features) if self.last else 0)
         group.gauge("window_end_seconds", lambda: self._window_end_s())
         for name in self.rules:
@@ -184,6 +187,8 @@ class PythonBins(ScalarFunction):  # type: ignore[misc]
 class DriftRunResult:
     job_id: str
     seconds: float
+    # Time the job ran on the cluster, without start-up, planning and submission.
+    runtime_s: float = 0.0
 
 
 def drift_spec(options: DriftOptions, profile: Mapping[str, Any]) -> DriftSpec:
@@ -223,6 +228,19 @@ def _config(options: DriftOptions) -> dict[str, str]:
     return {**config, **options.extra_config}
 
 
+def _expose_metrics(jars_dir: Path) -> None:
+    """Puts the Prometheus reporter on the gateway JVM's class path, where the local mini-cluster looks for it.
+
+    The mini-cluster loads reporters from its class path only (not from the plugins folder a Flink cluster reads);
+    PyFlink's gateway appends HADOOP_CLASSPATH to that class path.
+    """
+    reporters = sorted((jars_dir / "plugins" / "metrics-prometheus").glob("*.jar"))
+    if not reporters:
+        raise FlinkJobError(f"no Prometheus reporter in {jars_dir / 'plugins'}: run `make flink-jars`")
+    existing = os.environ.get("HADOOP_CLASSPATH")
+    os.environ["HADOOP_CLASSPATH"] = os.pathsep.join([str(reporters[0]), *([existing] if existing else [])])
+
+
 def run(options: DriftOptions) -> DriftRunResult:
     """Run the job to its end (files, or Kafka with ``bounded``) or until cancelled (Kafka)."""
     try:
@@ -230,6 +248,11 @@ def run(options: DriftOptions) -> DriftRunResult:
     except (OSError, ValueError, KeyError) as exc:
         raise FlinkJobError(f"cannot read the reference profile {options.profile}: {exc}") from exc
     spec = drift_spec(options, profile)
+    if spec.source is SourceKind.FILES:
+        lake = Lake(str(options.lake))
+        if not lake.keys(bronze_prefix(spec.topic), suffix=".jsonl"):
+            # A file source over a missing folder fails the whole job with a stack trace.
+            raise FlinkJobError(f"no prediction log under {lake.uri(bronze_prefix(spec.topic))}")
     settings = ReportSettings(
         profile=profile,
         deployment=options.deployment,
@@ -245,7 +268,10 @@ def run(options: DriftOptions) -> DriftRunResult:
         checkpoint_interval_s=options.checkpoint_interval_s,
         extra_config=_config(options),
     )
-    t_env = table_environment(environment, jar_cache())
+    jars_dir = jar_cache()
+    if options.metrics_port:
+        _expose_metrics(jars_dir)
+    t_env = table_environment(environment, jars_dir)
     t_env.create_temporary_system_function(
         DRIFT_UDAF, udaf(DriftReport(settings), result_type=DataTypes.STRING(), func_type="pandas")
     )
@@ -269,4 +295,6 @@ def run(options: DriftOptions) -> DriftRunResult:
     job_id = str(client.get_job_id()) if client is not None else ""
     log.info("Submitted Flink job %s", job_id)
     result.wait()
-    return DriftRunResult(job_id=job_id, seconds=time.perf_counter() - started)
+    seconds = time.perf_counter() - started
+    runtime_s = client.get_job_execution_result().result().get_net_runtime() / 1000 if client is not None else 0.0
+    return DriftRunResult(job_id=job_id, seconds=seconds, runtime_s=runtime_s)

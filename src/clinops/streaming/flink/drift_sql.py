@@ -76,6 +76,8 @@ def double_literal(value: float) -> str:
     if text in ("inf", "-inf", "nan"):
         raise ValueError(f"not a finite double: {value}")
     mantissa, _, exponent = text.partition("e")
+    if "." not in mantissa:
+        mantissa += ".0"
     return f"{mantissa}E{int(exponent or 0)}"
 
 
@@ -151,9 +153,25 @@ def categorical_cell(column: str, categories: Sequence[str], other: int, missing
         # A JSON string "true" would join True here too: pandas keeps it apart, but a log of booleans has none.
         if category in BOOLEAN_TEXT and BOOLEAN_TEXT[category] not in categories:
             texts.append(BOOLEAN_TEXT[category])
-        condition = " OR ".join(f"{column} = {literal(text)}" for text in texts)
+        condition = " OR ".join(f"{column} = {text_literal(text)}" for text in texts)
         branches.append(f"WHEN {condition} THEN {offset + index}")
     return f"CASE WHEN {column} IS NULL THEN {offset + missing} {' '.join(branches)} ELSE {offset + other} END"
+
+
+def text_literal(text: str) -> str:
+    """A SQL string literal; outside printable ASCII as a Unicode literal of UTF-16 code units (Java's own).
+
+    ``\\XXXX`` takes four hex digits, so a character beyond the BMP is written as its surrogate pair.
+    """
+    if all(" " <= c <= "~" for c in text):
+        return "'" + text.replace("'", "''") + "'"
+    units = text.encode("utf-16-be", "surrogatepass")
+    escaped = []
+    for i in range(0, len(units), 2):
+        unit = int.from_bytes(units[i : i + 2], "big")
+        char = chr(unit)
+        escaped.append(char if " " <= char <= "~" and char not in "\\'" else f"\\{unit:04x}")
+    return "U&'" + "".join(escaped) + "'"
 
 
 def feature_column(name: str) -> str:
