@@ -26,6 +26,7 @@ from clinops.specs.training_job import Algorithm, DatasetSpec
 from clinops.training.dataset import prepare_training_data
 from clinops.training.steps import fit_pipeline, log_registered_model
 from tests.integration.conftest import ModelServer
+from tests.integration.kafka_helpers import consume, group_at_end
 
 MODEL = "readmission-serve"
 
@@ -328,6 +329,32 @@ def test_predictions_land_in_the_lake_and_sigterm_drains_gracefully(
     assert set(first["features"]) == set(registry.X.columns)
     # Objects are named by offsets and flushed on a timer, so their key order is not request order: compare sets.
     assert {orjson.loads(r)["key"] for r in records} == {*registry.patient_ids[:20], None}
+
+
+def test_predictions_reach_kafka_keyed_by_the_sticky_key(
+    registry: Registry, start_model_server: Start, server_env: dict[str, str], kafka_broker: Any
+) -> None:
+    group = group_at_end(kafka_broker.bootstrap, "serving-test", ("predictions",))
+    env = {**server_env, "CLINOPS_KAFKA_BOOTSTRAP": kafka_broker.bootstrap}
+    server = start_model_server(deployment(), env)
+    X = registry.X.head(30)
+    with httpx.Client(base_url=server.url) as client:
+        instances = [
+            {"patient_id": pid, "features": features(row)}
+            for pid, (_, row) in zip(registry.patient_ids, X.iterrows(), strict=False)
+        ]
+        response = client.post("/predict", json={"instances": instances})
+        assert response.status_code == 200
+    messages = consume(kafka_broker.bootstrap, group, ("predictions",), len(instances))
+    assert len(messages) == len(instances)
+    records = [orjson.loads(m.value()) for m in messages]
+    assert {m.key().decode() for m in messages} == set(registry.patient_ids[:30])
+    assert all(r["key"] == m.key().decode() for r, m in zip(records, messages, strict=True))
+    expected = dict(zip(registry.patient_ids[:30], (p["score"] for p in response.json()["predictions"]), strict=True))
+    assert all(abs(r["score"] - expected[r["key"]]) < 1e-9 for r in records)
+    assert {r["model_version"] for r in records} == {registry.versions[0]}
+    # No lake objects: Kafka is the log's sink when a broker is configured.
+    assert not Lake(server_env["CLINOPS_LAKE"]).keys("bronze/predictions/")
 
 
 def test_a_missing_model_keeps_the_server_live_but_not_ready(
