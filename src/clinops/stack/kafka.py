@@ -13,7 +13,10 @@ from pathlib import Path
 from types import TracebackType
 
 from confluent_kafka import KafkaError, KafkaException, TopicPartition
-from confluent_kafka.admin import AdminClient, OffsetSpec
+from confluent_kafka.admin import (
+    AdminClient,
+    OffsetSpec,  # type: ignore[attr-defined]
+)
 from confluent_kafka.cimpl import NewTopic
 
 from clinops.data.schemas import TOPIC_BY_EVENT_TYPE
@@ -290,7 +293,7 @@ class KafkaBroker:
         # Metadata can name a leader before that broker serves the partition ("not leader" to a fetch), so a
         # topic is ready only once every partition answers an offsets request.
         requests = {
-            TopicPartition(name, partition): OffsetSpec.latest()
+            TopicPartition(name, partition): OffsetSpec.latest()  # type: ignore[no-untyped-call]
             for name, count in self.topics.items()
             for partition in range(count)
         }
