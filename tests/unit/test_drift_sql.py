@@ -284,14 +284,18 @@ def spec(**changes: Any) -> DriftSpec:
 
 def test_each_feature_gets_its_own_operator_and_one_window_count() -> None:
     job = statements(spec(window_seconds=300, model_version="3"))
-    names = [name for name, _ in job.views]
-    assert names == ["drift_flat", "drift_cells_0", "drift_cells_1", "drift_counts"]
+    assert [name for name, _ in job.views] == ["drift_flat", "drift_cells", "drift_counts"]
     views = dict(job.views)
     # Features reach their operators as plain columns, read once per event by the UNNEST boundary.
-    assert "UNNEST(ARRAY[ROW(`e`.`features`.`hr`, `e`.`features`.`band`)])" in views["drift_flat"]
+    numeric_as_nan = "COALESCE(`e`.`features`.`hr`, CAST('NaN' AS DOUBLE))"
+    assert f"UNNEST(ARRAY[ROW({numeric_as_nan}, `e`.`features`.`band`)])" in views["drift_flat"]
     assert "`model_version` = '3'" in views["drift_flat"]
-    assert "`features`" not in views["drift_cells_0"]
-    assert views["drift_counts"].count("GROUP BY `window_start`, `window_end`, `window_time`, `cell`") == 2
+    branches = views["drift_cells"].split(" UNION ALL ")
+    assert len(branches) == 2
+    assert all("`features`" not in branch for branch in branches)
+    assert "`__v0` < " in branches[0]
+    assert "`__v1` = 'a'" in branches[1]
+    assert views["drift_counts"].count("GROUP BY `window_start`, `window_end`, `window_time`, `cell`") == 1
     assert "INTERVAL '0 00:05:00' DAY TO SECOND" in views["drift_counts"]
     assert "GROUP BY TUMBLE(`window_time`, INTERVAL '0 00:05:00' DAY TO SECOND)" in job.insert
     source, sink = job.ddl
@@ -313,7 +317,7 @@ def test_kafka_source_and_sink() -> None:
 def test_python_binning_is_one_udf_call_per_event() -> None:
     job = statements(spec(binning=Binning.PYTHON))
     assert [name for name, _ in job.views] == ["drift_cells", "drift_counts"]
-    assert "clinops_bins(`features`.`hr`, `features`.`band`)" in dict(job.views)["drift_cells"]
+    assert "clinops_bins(`e`.`features`.`hr`, `e`.`features`.`band`)" in dict(job.views)["drift_cells"]
 
 
 @pytest.mark.parametrize(
@@ -363,3 +367,12 @@ def test_drift_arguments() -> None:
 def test_drift_arguments_refused(args: tuple[str, ...], message: str) -> None:
     with pytest.raises(ValueError, match=message):
         drift_options(parse(*args))
+
+
+def test_plain_columns_never_share_a_name_with_a_feature() -> None:
+    rule = {"kind": "numeric", "edges": [0.0], "missing": 2, "size": 3}
+    rules = {"__v0": rule, "___v1": rule, "x0": rule}
+    flat = dict(statements(DriftSpec(rules=rules, deployment="d", lake_uri="file:///l")).views)["drift_flat"]
+    columns = re.search(r"AS `b` \((.*)\) WHERE", flat)
+    assert columns is not None
+    assert columns[1] == "`____v0`, `____v1`, `____v2`"

@@ -268,19 +268,34 @@ class JobStatements:
     insert: str
 
 
-def _column(fid: int) -> str:
-    return f"`x{fid}`"
+def _column_prefix(spec: DriftSpec) -> str:
+    """A prefix no feature name starts with: Calcite resolves a bare name to a field of the features ROW too."""
+    prefix = "__v"
+    while any(name.startswith(prefix) for name in spec.rules):
+        prefix = "_" + prefix
+    return prefix
+
+
+def _column(prefix: str, fid: int) -> str:
+    return f"`{prefix}{fid}`"
+
+
+def _flat_value(name: str, rule: Mapping[str, Any]) -> str:
+    """A numeric feature as a DOUBLE NOT NULL, null as NaN (missing either way): comparisons on a NOT NULL value
+    compile to a few bytes each, without the null bookkeeping Flink writes around every nullable one."""
+    column = f"`e`.{feature_column(name)}"
+    return f"COALESCE({column}, CAST('NaN' AS DOUBLE))" if rule["kind"] == "numeric" else column
 
 
 def _flat_view(spec: DriftSpec) -> str:
-    """Each monitored feature as a plain column ``x<i>``: the one row a correlated UNNEST of the features emits.
+    """Each monitored feature as a plain column ``__v<i>``: the one row a correlated UNNEST of the features emits.
 
     Flink re-reads a nested field at every use, and a search reads its value at every level; the UNNEST is an
     operator boundary, so each feature's operator reads a plain column instead (an uncorrelated UNNEST would be
     a join and drop the event-time attribute).
     """
-    values = ", ".join(f"`e`.{feature_column(name)}" for name in spec.rules)
-    columns = ", ".join(_column(fid) for fid in range(len(spec.rules)))
+    values = ", ".join(_flat_value(name, rule) for name, rule in spec.rules.items())
+    columns = ", ".join(_column(_column_prefix(spec), fid) for fid in range(len(spec.rules)))
     return (
         f"SELECT `event_time`, {columns} FROM `predictions` AS `e` "
         f"CROSS JOIN UNNEST(ARRAY[ROW({values})]) AS `b` ({columns}) WHERE {_filters(spec)}"
@@ -299,22 +314,26 @@ def _counts(cells_view: str, window: str) -> str:
 def _count_views(spec: DriftSpec, window: str) -> list[tuple[str, str]]:
     """Views up to ``drift_counts`` (window_start, window_time, cell, n): every (window, cell) pair's count."""
     if spec.binning is Binning.PYTHON:
-        args = ", ".join(feature_column(name) for name in spec.rules)
+        args = ", ".join(f"`e`.{feature_column(name)}" for name in spec.rules)
         cells = (
-            f"SELECT `event_time`, `cell` FROM `predictions` CROSS JOIN UNNEST({BINS_UDF}({args})) AS `c` (`cell`) "
-            f"WHERE {_filters(spec)}"
+            f"SELECT `event_time`, `cell` FROM `predictions` AS `e` "
+            f"CROSS JOIN UNNEST({BINS_UDF}({args})) AS `c` (`cell`) WHERE {_filters(spec)}"
         )
         return [("drift_cells", cells), ("drift_counts", _counts("drift_cells", window))]
     offsets = cell_offsets(spec.rules)
-    # One window aggregation per feature: each feature's search compiles into its own small operator (Flink
-    # writes ~10 Java lines per comparison; one operator with every feature's tree takes minutes to plan and
-    # overflows a JVM method), and its local pre-aggregation chains to it, so only counts cross the network.
-    views = [("drift_flat", _flat_view(spec))]
-    for fid, (name, rule) in enumerate(spec.rules.items()):
-        cell = cell_expression(_column(fid), rule, offsets[name])
-        views.append((f"drift_cells_{fid}", f"SELECT `event_time`, {cell} AS `cell` FROM `drift_flat`"))
-    counts = " UNION ALL ".join(_counts(f"drift_cells_{fid}", window) for fid in range(len(spec.rules)))
-    return [*views, ("drift_counts", counts)]
+    prefix = _column_prefix(spec)
+    # One SELECT per feature, so each feature's search compiles into an operator of its own: Flink writes ~10 Java
+    # lines per comparison, and one operator holding every feature's tree takes minutes to plan and overflows a JVM
+    # method. One window aggregation counts them all (one per feature would split managed memory too thin).
+    branches = [
+        f"SELECT `event_time`, {cell_expression(_column(prefix, fid), rule, offsets[name])} AS `cell` FROM `drift_flat`"
+        for fid, (name, rule) in enumerate(spec.rules.items())
+    ]
+    return [
+        ("drift_flat", _flat_view(spec)),
+        ("drift_cells", " UNION ALL ".join(branches)),
+        ("drift_counts", _counts("drift_cells", window)),
+    ]
 
 
 def statements(spec: DriftSpec) -> JobStatements:
