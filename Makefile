@@ -25,7 +25,13 @@ FLINK_VERSION := $(shell sed -n 's/.*"apache-flink==\([0-9.]*\)".*/\1/p' pyproje
 FLINK_CACHE := $(CACHE)/flink-$(FLINK_VERSION)
 FLINK_STAMP := $(FLINK_CACHE)/.fetched
 
-.PHONY: demo test test-unit test-integration test-e2e lint bench env clean stack stream-env flink-jars
+# The bench control plane (DESIGN §7): etcd, the Kubernetes binaries, kwok and helm built from the Go module proxy at
+# the pins of scripts/k8s/versions.env; the script rebuilds only a binary whose pin changed.
+include scripts/k8s/versions.env
+K8S_CACHE := $(CACHE)/k8s-$(KUBERNETES_VERSION)
+K8S_STAMP := $(K8S_CACHE)/.built
+
+.PHONY: demo test test-unit test-integration test-e2e lint bench env clean stack stream-env flink-jars controlplane
 .DEFAULT_GOAL := demo
 
 $(UV):
@@ -52,6 +58,12 @@ $(FLINK_STAMP): scripts/flink/pom.xml
 
 flink-jars: $(FLINK_STAMP)
 
+$(K8S_STAMP): scripts/k8s/versions.env scripts/k8s/gen_wrapper.py
+	$(PYTHON) scripts/k8s/gen_wrapper.py --cache $(CACHE)
+	touch $@
+
+controlplane: $(K8S_STAMP)
+
 demo: $(CORE_STAMP)
 	$(CORE_ENV)/bin/clinops demo
 
@@ -60,7 +72,7 @@ lint: $(CORE_STAMP)
 	$(CORE_ENV)/bin/ruff format --check src pipelines tests benchmarks
 	$(CORE_ENV)/bin/mypy
 
-test: lint $(STREAM_STAMP) $(FLINK_STAMP)
+test: lint $(STREAM_STAMP) $(FLINK_STAMP) $(K8S_STAMP)
 	$(CORE_ENV)/bin/pytest
 
 test-unit: $(CORE_STAMP)
@@ -69,7 +81,7 @@ test-unit: $(CORE_STAMP)
 test-integration: $(CORE_STAMP) $(STREAM_STAMP) $(FLINK_STAMP)
 	$(CORE_ENV)/bin/pytest -m integration || [ $$? -eq 5 ]  # 5: the tier has no tests yet
 
-test-e2e: $(CORE_STAMP)
+test-e2e: $(CORE_STAMP) $(K8S_STAMP)
 	$(CORE_ENV)/bin/pytest -m e2e || [ $$? -eq 5 ]  # 5: the tier has no tests yet
 
 # Kafka, MinIO and an MLflow server on MinIO in the foreground; prints the exports to use them; Ctrl-C stops all.
