@@ -199,13 +199,31 @@ def build_etcd(home: Path, bin_dir: Path, version: str) -> None:
     mark(bin_dir, "etcd", version)
 
 
-def go_install(home: Path, bin_dir: Path, name: str, package: str, version: str) -> None:
+def helm_ldflags(version: str) -> str:
+    """What helm's release build sets: `go install` alone reports only the minor version and guesses Kubernetes."""
+    go_mod = Path(download(f"helm.sh/helm/v3@{version}")["GoMod"]).read_text()
+    client_go = re.search(r"^\s*k8s\.io/client-go v0\.(\d+)\.", go_mod, re.MULTILINE)
+    if client_go is None:
+        raise SystemExit(f"no k8s.io/client-go requirement in the go.mod of helm {version}")
+    flags = {
+        "helm.sh/helm/v3/internal/version.version": version,
+        "helm.sh/helm/v3/internal/version.gitTreeState": "clean",
+        # The Kubernetes version `helm template` assumes when no cluster is asked: the one helm was built against.
+        "helm.sh/helm/v3/pkg/lint/rules.k8sVersionMajor": "1",
+        "helm.sh/helm/v3/pkg/lint/rules.k8sVersionMinor": client_go.group(1),
+        "helm.sh/helm/v3/pkg/chartutil.k8sVersionMajor": "1",
+        "helm.sh/helm/v3/pkg/chartutil.k8sVersionMinor": client_go.group(1),
+    }
+    return " ".join(["-s", "-w", *(f"-X {key}={value}" for key, value in flags.items())])
+
+
+def go_install(home: Path, bin_dir: Path, name: str, package: str, version: str, *, ldflags: str = "-s -w") -> None:
     if up_to_date(bin_dir, name, version):
         return
     staging = home / f"{name}.partial"
     shutil.rmtree(staging, ignore_errors=True)
     started = time.monotonic()
-    run(niced(["go", "install", "-ldflags", "-s -w", f"{package}@{version}"]), env={**go_env(), "GOBIN": str(staging)})
+    run(niced(["go", "install", "-ldflags", ldflags, f"{package}@{version}"]), env={**go_env(), "GOBIN": str(staging)})
     print(f"built {name} {version} in {time.monotonic() - started:.0f}s", flush=True)
     (staging / name).replace(bin_dir / name)
     mark(bin_dir, name, version)
@@ -236,7 +254,8 @@ def main() -> None:
     build_etcd(home, bin_dir, versions["ETCD_VERSION"])
     go_install(home, bin_dir, "kwok", "sigs.k8s.io/kwok/cmd/kwok", versions["KWOK_VERSION"])
     write_kwok_stages(home, versions["KWOK_VERSION"])
-    go_install(home, bin_dir, "helm", "helm.sh/helm/v3/cmd/helm", versions["HELM_VERSION"])
+    helm = versions["HELM_VERSION"]
+    go_install(home, bin_dir, "helm", "helm.sh/helm/v3/cmd/helm", helm, ldflags=helm_ldflags(helm))
     build_kubernetes(home, bin_dir, versions["KUBERNETES_VERSION"])
     print(bin_dir)
 
