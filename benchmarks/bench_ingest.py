@@ -22,6 +22,7 @@ from typing import Any
 
 import numpy as np
 import orjson
+from confluent_kafka import Consumer, TopicPartition
 
 from clinops.data.emit import TransportStream, transport_stream
 from clinops.data.generator import GeneratorConfig, generate
@@ -57,8 +58,9 @@ def _peer_produce(bootstrap: str, stream: TransportStream) -> None:
         key_serializer=str.encode,
     )
     events = [json.loads(v) for v in stream.values]
-    for topic, key, event, ts in zip(stream.topics, stream.keys, events, stream.times_ms.tolist(), strict=True):
-        producer.send(topic, value=event, key=key, timestamp_ms=ts)
+    # No record timestamps, as ours: simulated event times would age the log past retention as it is written.
+    for topic, key, event in zip(stream.topics, stream.keys, events, strict=True):
+        producer.send(topic, value=event, key=key)
     producer.flush()
     producer.close()
 
@@ -85,12 +87,14 @@ def _peer_ingest(bootstrap: str, lake: Lake, topics: tuple[str, ...], total: int
     from kafka.structs import OffsetAndMetadata
 
     consumer = KafkaConsumer(
-        *topics,
         bootstrap_servers=bootstrap,
         group_id=f"bench-peer-{uuid.uuid4().hex[:6]}",
         enable_auto_commit=False,
         auto_offset_reset="earliest",
     )
+    # Partitions assigned by hand, offsets still committed to the group: kafka-python 3.0's group member is
+    # revoked mid-run by Kafka 4 and never rejoins, which would stall the peer rather than measure it.
+    consumer.assign([TopicPartition(topic, partition) for topic in topics for partition in range(PARTITIONS)])
     writer = BronzeWriter(lake)
     buffers: dict[tuple[str, int], list[TransportRecord]] = {}
     opened: dict[tuple[str, int], float] = {}
@@ -101,12 +105,9 @@ def _peer_ingest(bootstrap: str, lake: Lake, topics: tuple[str, ...], total: int
         batch = buffers.pop(key)
         lines = [TransportRecord(r.offset, r.timestamp_ms, orjson.dumps(json.loads(r.value))) for r in batch]
         writer.write(key[0], key[1], lines)
-        # kafka-python 3.0's synchronous commit never returns against this broker; async favours the peer.
-        consumer.commit_async({TopicPartition(*key): OffsetAndMetadata(batch[-1].offset + 1, "", -1)})
+        consumer.commit({TopicPartition(*key): OffsetAndMetadata(batch[-1].offset + 1, "", -1)})
         done += len(batch)
 
-    while not consumer.assignment():
-        consumer.poll(timeout_ms=100)
     assigned_at = time.perf_counter()
     while done < total:
         for records in consumer.poll(timeout_ms=100, max_records=1).values():
@@ -124,6 +125,17 @@ def _peer_ingest(bootstrap: str, lake: Lake, topics: tuple[str, ...], total: int
     return elapsed
 
 
+def _in_kafka(bootstrap: str, topics: tuple[str, ...]) -> int:
+    consumer = Consumer({"bootstrap.servers": bootstrap, "group.id": f"count-{uuid.uuid4().hex[:6]}"})
+    try:
+        spans = [
+            consumer.get_watermark_offsets(TopicPartition(t, p), timeout=10) for t in topics for p in range(PARTITIONS)
+        ]
+    finally:
+        consumer.close()
+    return sum(high - low for low, high in spans)
+
+
 def run_side(name: str, broker: KafkaBroker, stream: TransportStream, root: Path) -> tuple[float, float]:
     """Seconds to produce every event (acknowledged), then seconds to write them all to bronze."""
     prefix = f"{name}-{uuid.uuid4().hex[:6]}-"
@@ -135,6 +147,8 @@ def run_side(name: str, broker: KafkaBroker, stream: TransportStream, root: Path
     started = time.perf_counter()
     produce(broker.bootstrap, renamed)
     produced = time.perf_counter() - started
+    if (acknowledged := _in_kafka(broker.bootstrap, topics)) != len(stream):
+        sys.exit(f"{name}: {acknowledged} events in Kafka after the producer's flush, expected {len(stream)}")
     # The consumer's clock starts at its partition assignment: a group join is not throughput.
     ingested = ingest(broker.bootstrap, lake, topics, len(stream))
     written = sum(len(lake.read_bytes(k).splitlines()) for k in lake.keys("bronze/", suffix=".jsonl"))

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
+from typing import NamedTuple
 
 import orjson
 
@@ -12,9 +13,12 @@ from clinops.lake.layout import BronzeObject, bronze_object, bronze_prefix, pars
 from clinops.lake.store import Lake
 
 
-@dataclass(frozen=True)
-class TransportRecord:
-    """One message as the transport (Kafka, or the embedded file transport) delivered it."""
+class TransportRecord(NamedTuple):
+    """One message as the transport (Kafka, or the embedded file transport) delivered it.
+
+    A named tuple, not a frozen dataclass: ingestion builds one per message, and a tuple is built in a third of
+    the time.
+    """
 
     offset: int
     timestamp_ms: int

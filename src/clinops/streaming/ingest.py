@@ -61,6 +61,22 @@ class _PartitionBuffer:
     at_end: bool = False
 
 
+# How long a commit may wait for the group coordinator to come back (a broker restart takes seconds).
+COMMIT_RETRY_S = 120.0
+# What a commit meets while the coordinator restarts or moves; librdkafka does not flag all of them retriable.
+COORDINATOR_MOVING = frozenset(
+    {
+        KafkaError.COORDINATOR_LOAD_IN_PROGRESS,
+        KafkaError.COORDINATOR_NOT_AVAILABLE,
+        KafkaError.NOT_COORDINATOR,
+        KafkaError.REQUEST_TIMED_OUT,
+        KafkaError._WAIT_COORD,
+        KafkaError._TRANSPORT,
+        KafkaError._TIMED_OUT,
+    }
+)
+
+
 class BronzeIngestor:
     """One member of the bronze consumer group.
 
@@ -95,6 +111,10 @@ class BronzeIngestor:
                 "statistics.interval.ms": 5000,
                 "stats_cb": self._on_stats,
                 **({"group.instance.id": self.settings.instance_id} if self.settings.instance_id else {}),
+                # Fewer, fuller fetches: a busy topic fills 1 MB at once, and a quiet one waits at most the
+                # broker's wait (100 ms), far below a batch's time limit.
+                "fetch.min.bytes": 1_000_000,
+                "fetch.wait.max.ms": 100,
                 "fetch.max.bytes": 52_428_800,
                 "max.partition.fetch.bytes": 10_485_760,
                 **(consumer_overrides or {}),
@@ -163,7 +183,7 @@ class BronzeIngestor:
         started = time.perf_counter()
         result = self._writer.write(topic, partition, batch)
         # Only now, with the objects durable, may the group move past these records.
-        self._consumer.commit(offsets=[TopicPartition(topic, partition, batch[-1].offset + 1)], asynchronous=False)
+        self._commit(TopicPartition(topic, partition, batch[-1].offset + 1))
         self.metrics.batch_seconds.labels(topic).observe(time.perf_counter() - started)
         self.metrics.records.labels(topic).inc(result.records)
         self.metrics.quarantined.labels(topic).inc(result.quarantined)
@@ -173,22 +193,51 @@ class BronzeIngestor:
         self.report.objects += len(result.objects)
         self.report.batches += 1
 
-    def _accept(self, message: Message) -> None:
-        key = (message.topic() or "", message.partition() or 0)
-        buffer = self._buffers.setdefault(key, _PartitionBuffer())
-        error = message.error()
-        if error is not None:
-            if error.code() == KafkaError._PARTITION_EOF:
-                buffer.at_end = True
+    def _commit(self, offset: TopicPartition) -> None:
+        """Commit synchronously, waiting out the states a restarting broker reports as retriable.
+
+        Right after a broker restart the group coordinator is still loading its offsets; giving up then would stop
+        ingestion (the records would be re-written, not lost, but the member would exit).
+        """
+        deadline = time.monotonic() + COMMIT_RETRY_S
+        pause = 0.05
+        while True:
+            try:
+                self._consumer.commit(offsets=[offset], asynchronous=False)
                 return
-            raise IngestError(f"consuming {key[0]}[{key[1]}] failed: {error}")
-        if not buffer.records:
-            buffer.opened = time.monotonic()
-        buffer.at_end = False
-        timestamp = message.timestamp()[1]
-        buffer.records.append(TransportRecord(message.offset() or 0, timestamp, message.value() or b""))
-        if len(buffer.records) >= self.settings.batch_records:
-            self._flush(key)
+            except KafkaException as exc:
+                error = exc.args[0]
+                transient = error.retriable() or error.code() in COORDINATOR_MOVING
+                if not transient or time.monotonic() + pause > deadline:
+                    raise
+                log.info("Commit of %s[%d] deferred: %s", offset.topic, offset.partition, error.str())
+                time.sleep(pause)  # backoff between attempts, as the protocol asks of a retriable error
+                pause = min(pause * 2, 2.0)
+
+    def _accept(self, messages: list[Message]) -> None:
+        """Buffer a consumed batch per partition, writing every buffer that reaches the batch size.
+
+        The hottest loop of ingestion (once per message): hence the locals and no call per message of our own.
+        """
+        buffers, limit, record, now = self._buffers, self.settings.batch_records, TransportRecord, time.monotonic()
+        for message in messages:
+            key = (message.topic() or "", message.partition() or 0)
+            buffer = buffers.get(key)
+            if buffer is None:
+                buffer = buffers[key] = _PartitionBuffer()
+            error = message.error()
+            if error is not None:
+                if error.code() == KafkaError._PARTITION_EOF:
+                    buffer.at_end = True
+                    continue
+                raise IngestError(f"consuming {key[0]}[{key[1]}] failed: {error}")
+            records = buffer.records
+            if not records:
+                buffer.opened = now
+            buffer.at_end = False
+            records.append(record(message.offset() or 0, message.timestamp()[1], message.value() or b""))
+            if len(records) >= limit:
+                self._flush(key)
 
     def _all_caught_up(self) -> bool:
         return bool(self._buffers) and all(b.at_end and not b.records for b in self._buffers.values())
@@ -210,8 +259,7 @@ class BronzeIngestor:
             self._consumer.subscribe(list(settings.topics), on_assign=self._on_assign, on_revoke=self._on_revoke)
             while not stop.is_set():
                 batches = self.report.batches
-                for message in self._consumer.consume(num_messages=settings.batch_records, timeout=poll_timeout):
-                    self._accept(message)
+                self._accept(self._consumer.consume(num_messages=settings.batch_records, timeout=poll_timeout))
                 now = time.monotonic()
                 for key, buffer in list(self._buffers.items()):
                     due = now - buffer.opened >= settings.batch_seconds or (exit_at_end and buffer.at_end)

@@ -25,6 +25,9 @@ PRODUCER_DEFAULTS: dict[str, Any] = {
     "queue.buffering.max.messages": 1_000_000,
     "queue.buffering.max.kbytes": 1_048_576,
     "message.timeout.ms": 300_000,
+    # A Python callback per acknowledged message costs more than producing it; failures are reported one by one
+    # and everything else is acknowledged once flush() returns with nothing outstanding.
+    "delivery.report.only.error": True,
 }
 # How many messages go out between looks at delivery reports and the rate limit.
 _PACE_EVERY = 1000
@@ -37,14 +40,20 @@ class ProduceError(ClinopsError):
 @dataclass
 class ProduceReport:
     produced: int = 0
-    delivered: Counter[str] = field(default_factory=Counter)
+    sent: Counter[str] = field(default_factory=Counter)
     failed: Counter[str] = field(default_factory=Counter)
+    pending: int = 0  # queued or in flight, not yet acknowledged or failed
     first_error: str | None = None
     seconds: float = 0.0
 
     @property
+    def delivered(self) -> Counter[str]:
+        """Acknowledged messages per topic: exact once nothing is pending (after a flush)."""
+        return self.sent - self.failed
+
+    @property
     def delivered_total(self) -> int:
-        return sum(self.delivered.values())
+        return self.produced - self.pending - self.failed_total
 
     @property
     def failed_total(self) -> int:
@@ -77,11 +86,8 @@ class EventProducer:
             self.report.first_error = self.report.first_error or str(error)
 
     def _on_delivery(self, error: KafkaError | None, message: Message) -> None:
-        topic = message.topic() or ""
-        if error is None:
-            self.report.delivered[topic] += 1
-        else:
-            self.report.failed[topic] += 1
+        if error is not None:
+            self.report.failed[message.topic() or ""] += 1
             self.report.first_error = self.report.first_error or str(error)
 
     def send(
@@ -99,27 +105,33 @@ class EventProducer:
         # Messages carry no timestamp of ours: Kafka stamps them as sent, like a live source's. A simulated event
         # time (months back) as the record time would make the broker roll and expire segments at once.
         topics, keys = stream.topics.tolist(), stream.keys.tolist()
-        for index, value in enumerate(stream.values):
-            while True:
-                try:
-                    produce(topics[index], value, keys[index], on_delivery=self._on_delivery)
-                    break
-                except BufferError:
-                    # The local queue is full: serve delivery reports until the broker has drained some of it.
-                    poll(0.05)
-            self.report.produced += 1
-            if index % _PACE_EVERY == 0:
-                poll(0)
-                now = time.monotonic()
-                if deadline is not None and now >= deadline:
-                    return False
-                if rate:
-                    ahead = start + index / rate - now
-                    if ahead > 0:
-                        time.sleep(ahead)  # pacing to the requested rate, not waiting on anything
-                if progress:
-                    progress(self.report)
-        return True
+        already, queued = self.report.produced, 0
+        try:
+            for value in stream.values:
+                while True:
+                    try:
+                        produce(topics[queued], value, keys[queued], on_delivery=self._on_delivery)
+                        break
+                    except BufferError:
+                        # The local queue is full: serve delivery reports until the broker has drained some of it.
+                        poll(0.05)
+                queued += 1
+                if queued % _PACE_EVERY == 0:
+                    poll(0)
+                    self.report.produced, self.report.pending = already + queued, len(self._producer)
+                    now = time.monotonic()
+                    if deadline is not None and now >= deadline:
+                        return False
+                    if rate:
+                        ahead = start + queued / rate - now
+                        if ahead > 0:
+                            time.sleep(ahead)  # pacing to the requested rate, not waiting on anything
+                    if progress:
+                        progress(self.report)
+            return True
+        finally:
+            self.report.produced = already + queued
+            self.report.sent.update(topics[:queued])
 
     def __enter__(self) -> EventProducer:
         return self
@@ -134,7 +146,7 @@ class EventProducer:
 
     def flush(self, timeout: float = 120.0) -> ProduceReport:
         """Wait for every queued message's acknowledgement; unacknowledged ones are an error."""
-        remaining = self._producer.flush(timeout)
+        remaining = self.report.pending = self._producer.flush(timeout)
         if remaining:
             raise ProduceError(
                 f"{remaining} messages were not acknowledged within {timeout:.0f}s"
