@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
+from typing import Any
 
 import pytest
 from mlflow import MlflowClient
@@ -11,6 +13,7 @@ from clinops.errors import ClinopsError
 from clinops.local.training import run_training_job
 from clinops.specs.common import parse_resource
 from clinops.specs.training_job import TrainingJob
+from clinops.training import steps
 
 MODEL = "readmission-it"
 
@@ -35,7 +38,7 @@ def training_job(name: str, **spec: object) -> TrainingJob:
             "dataset": {"uri": "lake://gold/encounters/", "target": "readmitted_30d"},
             "algorithms": ["xgboost", "logistic_regression"],
             "tuning": {
-                "trials": 4,
+                "trials": 2,
                 "maxConcurrentTrials": 2,
                 "timeoutSeconds": 600,
                 "searchSpace": {"xgboost": {"n_estimators": {"type": "int", "low": 40, "high": 80}}},
@@ -47,7 +50,26 @@ def training_job(name: str, **spec: object) -> TrainingJob:
     return parse_resource(TrainingJob, document)
 
 
-def test_first_run_registers_a_champion_then_a_weaker_margin_is_rejected(mlflow_server: str, lake_root: str) -> None:
+def run_steps_with(
+    job: TrainingJob, best: dict[str, Any], tracking_uri: str, lake_root: str, work: Path
+) -> dict[str, Any]:
+    """The pipeline's steps in process with a given configuration instead of a search: the registry and promotion
+    half of a run, without a second pipeline (the pipeline itself runs in full above)."""
+    spec = job.spec.model_dump_json(by_alias=True)
+    dataset, train, test, model = (str(work / name) for name in ("dataset", "train", "test", "model"))
+    run_id = steps.start_run(spec, job.metadata.name, tracking_uri)
+    steps.validate_dataset(spec, run_id, tracking_uri, lake_root, dataset)
+    steps.split_dataset(spec, run_id, tracking_uri, dataset, train, test)
+    steps.fit_final(spec, run_id, tracking_uri, train, json.dumps(best), model)
+    metrics = steps.evaluate(spec, run_id, tracking_uri, model, test)
+    version = steps.register(spec, run_id, tracking_uri, job.metadata.name, model, train)
+    decision: dict[str, Any] = json.loads(steps.promote(spec, run_id, tracking_uri, version, test, metrics))
+    return decision
+
+
+def test_first_run_registers_a_champion_then_a_weaker_margin_is_rejected(
+    mlflow_server: str, lake_root: str, tmp_path: Path
+) -> None:
     client = MlflowClient(tracking_uri=mlflow_server)
 
     first = run_training_job(training_job("weekly-1"), tracking_uri=mlflow_server, lake_root=lake_root)
@@ -75,19 +97,18 @@ def test_first_run_registers_a_champion_then_a_weaker_margin_is_rejected(mlflow_
     assert plots == {"evaluation/roc_curve.png", "evaluation/calibration.png"}
     assert any(k.startswith("test/roc_auc/sex/") for k in run.data.metrics)
     trials = client.search_runs([run.info.experiment_id], f"tags.`mlflow.parentRunId` = '{first.run_id}'")
-    assert len(trials) == 4
+    assert len(trials) == 2
     assert all("algorithm" in t.data.params and "roc_auc" in t.data.metrics for t in trials)
 
-    # Same data, a smaller search: it cannot beat the champion by 0.05 on the same held-out split.
-    small_trees = {"xgboost": {"n_estimators": {"type": "int", "low": 40, "high": 80}}}
-    lighter = {"algorithms": ["xgboost"], "tuning": {"trials": 2, "timeoutSeconds": 600, "searchSpace": small_trees}}
-    second = run_training_job(training_job("weekly-2", **lighter), tracking_uri=mlflow_server, lake_root=lake_root)
-    assert not second.decision["promote"]
-    assert "improvement" in second.decision["reason"]
-    assert second.decision["previous_version"] == first.version
+    # Same data, a configuration of the same family: it cannot beat the champion by 0.05 on the same held-out split.
+    best = {"algorithm": "xgboost", "params": {"n_estimators": 40}}
+    second = run_steps_with(training_job("weekly-2"), best, mlflow_server, lake_root, tmp_path)
+    assert not second["promote"]
+    assert "improvement" in second["reason"]
+    assert second["previous_version"] == first.version
     assert client.get_model_version_by_alias(MODEL, "champion").version == first.version
-    assert client.get_model_version_by_alias(MODEL, "challenger").version == second.version
-    rejected = client.get_model_version(MODEL, second.version)
+    assert client.get_model_version_by_alias(MODEL, "challenger").version == second["version"]
+    rejected = client.get_model_version(MODEL, second["version"])
     assert rejected.tags["clinops.promotion.decision"] == "rejected"
 
 
