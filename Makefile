@@ -31,7 +31,7 @@ include scripts/k8s/versions.env
 K8S_CACHE := $(CACHE)/k8s-$(KUBERNETES_VERSION)
 K8S_STAMP := $(K8S_CACHE)/.built
 
-.PHONY: demo test test-unit test-integration test-e2e lint bench env clean stack stream-env flink-jars controlplane
+.PHONY: demo test test-unit test-integration test-e2e lint bench env clean stack stream-env flink-jars controlplane crds
 .DEFAULT_GOAL := demo
 
 $(UV):
@@ -63,6 +63,10 @@ $(K8S_STAMP): scripts/k8s/versions.env scripts/k8s/gen_wrapper.py
 	touch $@
 
 controlplane: $(K8S_STAMP)
+
+# The CRDs are generated from the spec models (DESIGN §8); tests/unit/test_crds.py fails when these are stale.
+crds: $(CORE_STAMP)
+	$(CORE_ENV)/bin/python -m clinops.specs.crd manifests/crds
 
 demo: $(CORE_STAMP)
 	$(CORE_ENV)/bin/clinops demo
