@@ -30,8 +30,11 @@ FLINK_STAMP := $(FLINK_CACHE)/.fetched
 include scripts/k8s/versions.env
 K8S_CACHE := $(CACHE)/k8s-$(KUBERNETES_VERSION)
 K8S_STAMP := $(K8S_CACHE)/.built
+# Third-party CRDs the operator writes to (FlinkDeployment from Maven Central, ServiceMonitor and PrometheusRule from
+# the prometheus-operator Go module), fetched into the cache at the pins of clinops.stack.crds: e2e fixtures only.
+CRD_FIXTURES_STAMP := $(CACHE)/.crd-fixtures
 
-.PHONY: demo test test-unit test-integration test-e2e lint bench env clean stack stream-env flink-jars controlplane crds
+.PHONY: demo test test-unit test-integration test-e2e lint bench env clean stack stream-env flink-jars controlplane crds crd-fixtures
 .DEFAULT_GOAL := demo
 
 $(UV):
@@ -64,6 +67,12 @@ $(K8S_STAMP): scripts/k8s/versions.env scripts/k8s/gen_wrapper.py
 
 controlplane: $(K8S_STAMP)
 
+$(CRD_FIXTURES_STAMP): scripts/flink-operator/pom.xml src/clinops/stack/crds.py | $(CORE_STAMP)
+	$(CORE_ENV)/bin/python -m clinops.stack.crds
+	touch $@
+
+crd-fixtures: $(CRD_FIXTURES_STAMP)
+
 # The CRDs are generated from the spec models (DESIGN §8); tests/unit/test_crds.py fails when these are stale.
 crds: $(CORE_STAMP)
 	$(CORE_ENV)/bin/python -m clinops.specs.crd manifests/crds
@@ -76,7 +85,7 @@ lint: $(CORE_STAMP)
 	$(CORE_ENV)/bin/ruff format --check src pipelines tests benchmarks
 	$(CORE_ENV)/bin/mypy
 
-test: lint $(STREAM_STAMP) $(FLINK_STAMP) $(K8S_STAMP)
+test: lint $(STREAM_STAMP) $(FLINK_STAMP) $(K8S_STAMP) $(CRD_FIXTURES_STAMP)
 	$(CORE_ENV)/bin/pytest
 
 test-unit: $(CORE_STAMP)
@@ -85,7 +94,7 @@ test-unit: $(CORE_STAMP)
 test-integration: $(CORE_STAMP) $(STREAM_STAMP) $(FLINK_STAMP)
 	$(CORE_ENV)/bin/pytest -m integration || [ $$? -eq 5 ]  # 5: the tier has no tests yet
 
-test-e2e: $(CORE_STAMP) $(K8S_STAMP)
+test-e2e: $(CORE_STAMP) $(K8S_STAMP) $(CRD_FIXTURES_STAMP)
 	$(CORE_ENV)/bin/pytest -m e2e || [ $$? -eq 5 ]  # 5: the tier has no tests yet
 
 # Kafka, MinIO and an MLflow server on MinIO in the foreground; prints the exports to use them; Ctrl-C stops all.

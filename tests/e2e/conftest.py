@@ -6,6 +6,7 @@ from collections.abc import Iterator
 
 import pytest
 
+from clinops.stack import crds
 from clinops.stack.controlplane import ControlPlane
 
 
@@ -18,3 +19,9 @@ def control_plane(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ControlP
         yield plane
     finally:
         plane.stop()
+
+
+@pytest.fixture(scope="session")
+def third_party_crds(control_plane: ControlPlane) -> list[str]:
+    """FlinkDeployment, ServiceMonitor and PrometheusRule CRDs from their publishers, installed and Established."""
+    return crds.install(control_plane, crds.third_party_crds())
