@@ -81,8 +81,8 @@ demo: $(CORE_STAMP)
 	$(CORE_ENV)/bin/clinops demo
 
 lint: $(CORE_STAMP)
-	$(CORE_ENV)/bin/ruff check src pipelines tests benchmarks
-	$(CORE_ENV)/bin/ruff format --check src pipelines tests benchmarks
+	$(CORE_ENV)/bin/ruff check src operators pipelines tests benchmarks
+	$(CORE_ENV)/bin/ruff format --check src operators pipelines tests benchmarks
 	$(CORE_ENV)/bin/mypy
 
 test: lint $(STREAM_STAMP) $(FLINK_STAMP) $(K8S_STAMP) $(CRD_FIXTURES_STAMP)

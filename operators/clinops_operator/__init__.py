@@ -1,0 +1,1 @@
+"""The clinops operator: reconciles TrainingJob, ModelDeployment and DriftMonitor into cluster objects."""

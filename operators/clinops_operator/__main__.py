@@ -1,0 +1,44 @@
+"""``clinops-operator``: run the operator for some namespaces or the whole cluster, with a liveness endpoint."""
+
+from __future__ import annotations
+
+import argparse
+import os
+from collections.abc import Sequence
+
+import kopf
+
+import clinops_operator.handlers  # noqa: F401  (registers the handlers with kopf)
+
+DEFAULT_LIVENESS = "http://0.0.0.0:8080/healthz"
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="clinops-operator", description=__doc__)
+    parser.add_argument(
+        "-n",
+        "--namespace",
+        action="append",
+        dest="namespaces",
+        help="Namespace to watch (repeatable; env CLINOPS_WATCH_NAMESPACES, comma-separated). Default: all.",
+    )
+    parser.add_argument(
+        "--liveness",
+        default=os.environ.get("CLINOPS_OPERATOR_LIVENESS", DEFAULT_LIVENESS),
+        help="URL of the liveness endpoint kopf serves ('' for none).",
+    )
+    parser.add_argument("--verbose", action="store_true", help="Log kopf's own progress too.")
+    args = parser.parse_args(argv)
+    listed = os.environ.get("CLINOPS_WATCH_NAMESPACES", "").split(",")
+    namespaces = args.namespaces or [namespace.strip() for namespace in listed if namespace.strip()]
+    kopf.configure(verbose=args.verbose, log_format=kopf.LogFormat.JSON)
+    kopf.run(
+        clusterwide=not namespaces,
+        namespaces=namespaces,
+        liveness_endpoint=args.liveness or None,
+    )
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,134 @@
+"""ModelDeployment: reconcile the model server's children and report their rollout in status."""
+
+from __future__ import annotations
+
+import datetime
+from collections.abc import Mapping
+from typing import Any
+
+import kopf
+
+from clinops.specs.common import API_GROUP
+from clinops.specs.model_deployment import ModelDeploymentSpec
+from clinops.specs.status import DeploymentPhase
+from clinops_operator import k8s
+from clinops_operator.builders import model_deployment as build
+from clinops_operator.builders.common import MANAGED_BY, InvalidSpecError, child_name, name_problem, parse_spec
+from clinops_operator.settings import Runtime, runtime
+
+KIND = "ModelDeployment"
+PLURAL = "modeldeployments"
+VERSION = "v1alpha1"
+LONGEST_ROLE = f"-{build.SPEC_ROLE}"
+
+
+def _now() -> str:
+    return datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def _conditions(body: Mapping[str, Any]) -> list[dict[str, Any]]:
+    return list((body.get("status") or {}).get("conditions") or [])
+
+
+def parse(name: str, spec: Mapping[str, Any]) -> ModelDeploymentSpec:
+    """The typed spec, or InvalidSpecError naming the field: the apiserver admits what its schema and CEL can check."""
+    problem = name_problem(name, longest_suffix=LONGEST_ROLE)
+    if problem is not None:
+        raise InvalidSpecError(f"metadata.name: {problem}")
+    return parse_spec(ModelDeploymentSpec, dict(spec))
+
+
+def _service_monitors(run: Runtime) -> bool:
+    if run.service_monitors != "auto":
+        return run.service_monitors in ("1", "true", "yes", "on")
+    return k8s.serves(run.api, "monitoring.coreos.com/v1", "ServiceMonitor")
+
+
+def _write_status(run: Runtime, namespace: str, name: str, spec: ModelDeploymentSpec, *, reconciled: bool) -> None:
+    def compute(current: Mapping[str, Any]) -> dict[str, Any] | None:
+        generation = current["metadata"].get("generation")
+        previous = current.get("status") or {}
+        if reconciled:
+            observed = generation
+        elif previous.get("observedGeneration") != generation or previous.get("phase") == DeploymentPhase.FAILED:
+            # The reconcile of the current generation has not written its status yet; it will read the Deployment.
+            return None
+        else:
+            observed = previous["observedGeneration"]
+        deployment = k8s.read(run.api, "apps/v1", "Deployment", namespace, child_name(name))
+        return build.status(
+            name=name,
+            namespace=namespace,
+            spec=spec,
+            config=run.serving,
+            deployment=deployment,
+            observed_generation=observed,
+            previous_conditions=_conditions(current),
+            now=_now(),
+        )
+
+    k8s.update_status(run.api, KIND, namespace, name, compute)
+
+
+@kopf.on.resume(API_GROUP, VERSION, PLURAL)
+@kopf.on.create(API_GROUP, VERSION, PLURAL)
+@kopf.on.update(API_GROUP, VERSION, PLURAL, field="spec")
+def reconcile(
+    name: str,
+    namespace: str | None,
+    spec: kopf.Spec,
+    body: kopf.Body,
+    meta: kopf.Meta,
+    memo: Any,
+    logger: kopf.Logger,
+    **_: Any,
+) -> None:
+    run = runtime(memo)
+    assert namespace is not None, "ModelDeployment is a namespaced kind"
+    try:
+        parsed = parse(name, spec)
+    except InvalidSpecError as exc:
+        problem = str(exc)
+        failed = build.failed_status(
+            problem=problem, generation=meta.get("generation"), previous_conditions=_conditions(body), now=_now()
+        )
+        k8s.update_status(run.api, KIND, namespace, name, lambda _current: failed)
+        raise kopf.PermanentError(f"Rejected the spec: {problem}") from exc
+    children = build.children(name=name, spec=parsed, config=run.serving, service_monitors=_service_monitors(run))
+    kopf.adopt(children, owner=body)
+    for child in children:
+        k8s.apply(run.api, child, logger=logger)
+    for api_version, kind, stale in build.absent_children(name=name, spec=parsed):
+        k8s.delete(run.api, api_version, kind, namespace, stale, logger=logger)
+    _write_status(run, namespace, name, parsed, reconciled=True)
+
+
+def _owner(body: Mapping[str, Any]) -> str | None:
+    for reference in body["metadata"].get("ownerReferences") or []:
+        if reference.get("kind") == KIND and reference.get("apiVersion", "").startswith(f"{API_GROUP}/"):
+            return str(reference["name"])
+    return None
+
+
+@kopf.on.event(
+    "apps",
+    "v1",
+    "deployments",
+    labels={"app.kubernetes.io/managed-by": MANAGED_BY, "app.kubernetes.io/component": build.COMPONENT},
+)
+def deployment_changed(
+    body: kopf.Body, namespace: str | None, type: str, memo: Any, logger: kopf.Logger, **_: Any
+) -> None:
+    """A server Deployment moved: its owner's status follows (phase, readyReplicas, the Ready condition)."""
+    owner = _owner(body)
+    if owner is None or namespace is None or type == "DELETED":
+        return
+    run = runtime(memo)
+    current = k8s.read(run.api, f"{API_GROUP}/{VERSION}", KIND, namespace, owner)
+    if current is None:
+        return
+    try:
+        parsed = parse(owner, current.get("spec") or {})
+    except InvalidSpecError:
+        return
+    _write_status(run, namespace, owner, parsed, reconciled=False)

@@ -1,0 +1,87 @@
+"""The operator's one startup hook: kopf's settings and the runtime every handler finds in its memo."""
+
+from __future__ import annotations
+
+import logging
+import os
+from dataclasses import dataclass
+from typing import Any
+
+import kopf
+from kubernetes import client
+
+from clinops import __version__
+from clinops.specs.common import API_GROUP
+from clinops_operator import k8s
+from clinops_operator.builders.model_deployment import ServingConfig
+
+FINALIZER = f"{API_GROUP}/finalizer"
+DEFAULT_SERVING_IMAGE = f"clinops-platform:{__version__}"
+DEFAULT_TRACKING_URI = "http://mlflow:5000"
+# Kubernetes API workers: kopf runs the synchronous handlers on this many threads.
+DEFAULT_WORKERS = 16
+
+
+@dataclass(frozen=True)
+class Runtime:
+    """What handlers share: the API client and the operator-wide defaults of the objects they build."""
+
+    api: client.ApiClient
+    serving: ServingConfig
+    # "auto": a ServiceMonitor whenever the apiserver serves the kind; "true"/"false" force it.
+    service_monitors: str = "auto"
+
+
+def _flag(value: str | None, default: bool) -> bool:
+    return default if value is None else value.strip().lower() in ("1", "true", "yes", "on")
+
+
+def serving_config(env: dict[str, str]) -> ServingConfig:
+    return ServingConfig(
+        image=env.get("CLINOPS_SERVING_IMAGE", DEFAULT_SERVING_IMAGE),
+        image_pull_policy=env.get("CLINOPS_SERVING_IMAGE_PULL_POLICY", "IfNotPresent"),
+        tracking_uri=env.get("MLFLOW_TRACKING_URI", DEFAULT_TRACKING_URI),
+        kafka_bootstrap=env.get("CLINOPS_KAFKA_BOOTSTRAP") or None,
+        lake=env.get("CLINOPS_LAKE") or None,
+        env_secret=env.get("CLINOPS_SERVING_ENV_SECRET") or None,
+    )
+
+
+def runtime(memo: Any) -> Runtime:
+    found = memo.get("runtime") if isinstance(memo, dict) else None
+    if not isinstance(found, Runtime):
+        raise kopf.TemporaryError("the operator has not finished starting", delay=1)
+    return found
+
+
+@kopf.on.startup()
+def configure(settings: kopf.OperatorSettings, memo: Any, logger: kopf.Logger, **_: Any) -> None:
+    env = dict(os.environ)
+    settings.persistence.finalizer = FINALIZER
+    # Annotations, not status: the CRDs' structural schemas would prune kopf's own status fields.
+    settings.persistence.progress_storage = kopf.AnnotationsProgressStorage(prefix=API_GROUP)
+    settings.persistence.diffbase_storage = kopf.AnnotationsDiffBaseStorage(
+        prefix=API_GROUP, key="last-handled-configuration"
+    )
+    settings.posting.enabled = _flag(env.get("CLINOPS_OPERATOR_EVENTS"), True)
+    settings.posting.level = logging.INFO
+    settings.execution.max_workers = int(env.get("CLINOPS_OPERATOR_WORKERS", DEFAULT_WORKERS))
+    peering = env.get("CLINOPS_OPERATOR_PEERING")
+    # One replica needs no peering; several name a KopfPeering object so that only one of them handles.
+    settings.peering.standalone = not peering
+    if peering:
+        settings.peering.name = peering
+        settings.peering.mandatory = True
+    memo["runtime"] = Runtime(
+        api=k8s.connect(),
+        serving=serving_config(env),
+        service_monitors=env.get("CLINOPS_SERVICE_MONITORS", "auto").strip().lower(),
+    )
+    logger.info("Configured the operator (serving image %s)", memo["runtime"].serving.image)
+
+
+@kopf.on.cleanup()
+def disconnect(memo: Any, **_: Any) -> None:
+    found = memo.get("runtime")
+    if isinstance(found, Runtime):
+        found.api.close()
