@@ -68,21 +68,23 @@ def _call(
     )
 
 
-def apply(api: client.ApiClient, body: Mapping[str, Any], *, logger: Logger) -> dict[str, Any]:
-    """Create the object, or patch it when it exists already (409): retries and restarts never duplicate it."""
+def apply(api: client.ApiClient, body: Mapping[str, Any], *, logger: Logger) -> bool:
+    """Create the object, or patch it when it exists already (409): retries and restarts never duplicate it.
+
+    Whether it was created.
+    """
     api_version, kind = body["apiVersion"], body["kind"]
     namespace, name = body["metadata"]["namespace"], body["metadata"]["name"]
     try:
-        created: dict[str, Any] = _call(api, "POST", _path(api_version, kind, namespace), body)
+        _call(api, "POST", _path(api_version, kind, namespace), body)
     except ApiException as exc:
         if exc.status != 409:
             raise
     else:
         logger.info("Created %s %s", kind, name)
-        return created
-    path = _path(api_version, kind, namespace, name)
-    existing: dict[str, Any] = _call(api, "PATCH", path, body, content_type=MERGE_PATCH)
-    return existing
+        return True
+    _call(api, "PATCH", _path(api_version, kind, namespace, name), body, content_type=MERGE_PATCH)
+    return False
 
 
 def read(api: client.ApiClient, api_version: str, kind: str, namespace: str, name: str) -> dict[str, Any] | None:

@@ -64,7 +64,8 @@ def configure(settings: kopf.OperatorSettings, memo: Any, logger: kopf.Logger, *
         prefix=API_GROUP, key="last-handled-configuration"
     )
     settings.posting.enabled = _flag(env.get("CLINOPS_OPERATOR_EVENTS"), True)
-    settings.posting.level = logging.INFO
+    # Warnings and failures become Events; at INFO every Deployment status change would post "Handler succeeded".
+    settings.posting.level = logging.WARNING
     settings.execution.max_workers = int(env.get("CLINOPS_OPERATOR_WORKERS", DEFAULT_WORKERS))
     peering = env.get("CLINOPS_OPERATOR_PEERING")
     # One replica needs no peering; several name a KopfPeering object so that only one of them handles.
@@ -78,6 +79,15 @@ def configure(settings: kopf.OperatorSettings, memo: Any, logger: kopf.Logger, *
         service_monitors=env.get("CLINOPS_SERVICE_MONITORS", "auto").strip().lower(),
     )
     logger.info("Configured the operator (serving image %s)", memo["runtime"].serving.image)
+
+
+@kopf.on.login()
+def login(settings: kopf.OperatorSettings, **kwargs: Any) -> kopf.ConnectionInfo | None:
+    # kopf's own readers look at the environment when they run; the client library's fixed its kubeconfig path
+    # when it was imported.
+    return kopf.login_with_service_account(settings=settings, **kwargs) or kopf.login_with_kubeconfig(
+        settings=settings, **kwargs
+    )
 
 
 @kopf.on.cleanup()
