@@ -8,6 +8,8 @@ import pytest
 
 from clinops.stack import crds
 from clinops.stack.controlplane import ControlPlane
+from tests.e2e import kfp_fake
+from tests.e2e.kfp_fake import KfpFake
 
 
 @pytest.fixture(scope="session")
@@ -25,3 +27,10 @@ def control_plane(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ControlP
 def third_party_crds(control_plane: ControlPlane) -> list[str]:
     """FlinkDeployment, ServiceMonitor and PrometheusRule CRDs from their publishers, installed and Established."""
     return crds.install(control_plane, crds.third_party_crds())
+
+
+@pytest.fixture(scope="session")
+def kfp_api() -> Iterator[KfpFake]:
+    """The loopback fake of the KFP REST API (its real server needs Argo and MySQL), recording every submission."""
+    with kfp_fake.serve() as fake:
+        yield fake
