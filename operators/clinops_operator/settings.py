@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import kopf
@@ -14,12 +14,16 @@ from clinops import __version__
 from clinops.specs.common import API_GROUP
 from clinops_operator import k8s
 from clinops_operator.builders.model_deployment import ServingConfig
+from clinops_operator.kfp_api import TrainingConfig
 
 FINALIZER = f"{API_GROUP}/finalizer"
 DEFAULT_SERVING_IMAGE = f"clinops-platform:{__version__}"
 DEFAULT_TRACKING_URI = "http://mlflow:5000"
+DEFAULT_LAKE = "s3://clinops-lake"
 # Kubernetes API workers: kopf runs the synchronous handlers on this many threads.
 DEFAULT_WORKERS = 16
+# How often a TrainingJob's KFP run is polled while it is under way.
+DEFAULT_TRAINING_POLL_S = 15.0
 
 
 @dataclass(frozen=True)
@@ -30,6 +34,7 @@ class Runtime:
     serving: ServingConfig
     # "auto": a ServiceMonitor whenever the apiserver serves the kind; "true"/"false" force it.
     service_monitors: str = "auto"
+    training: TrainingConfig = field(default_factory=TrainingConfig)
 
 
 def _flag(value: str | None, default: bool) -> bool:
@@ -44,6 +49,17 @@ def serving_config(env: dict[str, str]) -> ServingConfig:
         kafka_bootstrap=env.get("CLINOPS_KAFKA_BOOTSTRAP") or None,
         lake=env.get("CLINOPS_LAKE") or None,
         env_secret=env.get("CLINOPS_SERVING_ENV_SECRET") or None,
+    )
+
+
+def training_config(env: dict[str, str]) -> TrainingConfig:
+    return TrainingConfig(
+        kfp_endpoint=env.get("CLINOPS_KFP_ENDPOINT") or None,
+        tracking_uri=env.get("MLFLOW_TRACKING_URI", DEFAULT_TRACKING_URI),
+        # Only a tracking server named on purpose is asked for outcomes: the default may not exist.
+        read_outcomes="MLFLOW_TRACKING_URI" in env,
+        lake_root=env.get("CLINOPS_LAKE") or DEFAULT_LAKE,
+        poll_interval_s=float(env.get("CLINOPS_TRAINING_POLL_SECONDS", DEFAULT_TRAINING_POLL_S)),
     )
 
 
@@ -77,6 +93,7 @@ def configure(settings: kopf.OperatorSettings, memo: Any, logger: kopf.Logger, *
         api=k8s.connect(),
         serving=serving_config(env),
         service_monitors=env.get("CLINOPS_SERVICE_MONITORS", "auto").strip().lower(),
+        training=training_config(env),
     )
     logger.info("Configured the operator (serving image %s)", memo["runtime"].serving.image)
 

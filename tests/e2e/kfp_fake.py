@@ -48,6 +48,8 @@ class KfpFake:
         self.runs: dict[str, dict[str, Any]] = {}
         self.recurring_runs: dict[str, dict[str, Any]] = {}
         self.terminated: list[str] = []
+        # Every request as (method, path, query): a test can tell whether a client has looked for something.
+        self.requests: list[tuple[str, str, dict[str, str]]] = []
         self.url = ""
         self._serializer = kfp_server_api.ApiClient()
 
@@ -121,6 +123,7 @@ class KfpFake:
         )
 
     def handle(self, method: str, path: str, query: dict[str, str], body: Any) -> tuple[int, Any]:
+        self.requests.append((method, path, query))
         for pattern, verb, action in self._routes():
             match = re.fullmatch(PREFIX + pattern, path)
             if match and verb == method:

@@ -82,6 +82,11 @@ def kfp_cron(schedule: str) -> str:
     return f"0 {schedule}"
 
 
+def recurring_run_name(*, namespace: str, name: str, uid: str) -> str:
+    """One recurring run per object whatever its generation: a new generation replaces it."""
+    return f"{_prefix(namespace=namespace, name=name, uid=uid)}-schedule"
+
+
 def recurring_run(
     *, namespace: str, name: str, uid: str, generation: int, spec: TrainingJobSpec, parameters: dict[str, str]
 ) -> RecurringRun | None:
@@ -89,7 +94,7 @@ def recurring_run(
     if spec.schedule is None:
         return None
     return RecurringRun(
-        display_name=f"{_prefix(namespace=namespace, name=name, uid=uid)}-schedule",
+        display_name=recurring_run_name(namespace=namespace, name=name, uid=uid),
         description=f"generation {generation}",
         cron=kfp_cron(spec.schedule),
         parameters=parameters,
