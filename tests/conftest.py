@@ -10,6 +10,24 @@ from clinops.data.generator import Cohort, GeneratorConfig, generate
 from clinops.lake.store import Lake
 
 TIERS = ("unit", "integration", "e2e")
+# Workers take whole files in collection order: the longest files (measured) go first and the many short unit files
+# fill the end, so no worker is still on a five-minute file after the others are done.
+LONGEST_FIRST = (
+    "integration/test_training_pipeline.py",
+    "integration/test_flink_silver.py",
+    "integration/test_serving.py",
+    "integration/test_flink_drift.py",
+    "integration/test_stack.py",
+    "integration/test_ingest.py",
+)
+
+
+def _schedule(item: pytest.Item) -> tuple[int, int]:
+    path = item.path.as_posix()
+    for rank, name in enumerate(LONGEST_FIRST):
+        if path.endswith(name):
+            return 0, rank
+    return (2, 0) if "tests/unit/" in path else (1, 0)
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
@@ -17,6 +35,7 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
         for tier in TIERS:
             if f"tests/{tier}/" in item.path.as_posix():
                 item.add_marker(getattr(pytest.mark, tier))
+    items.sort(key=_schedule)  # stable: a file's tests keep their order
 
 
 @pytest.fixture(scope="session")
