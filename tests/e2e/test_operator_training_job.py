@@ -46,15 +46,20 @@ def namespace(control_plane: ControlPlane, api: client.ApiClient) -> Iterator[st
 
 
 @contextmanager
-def running_operator(plane: ControlPlane, namespace: str, kfp: KfpFake) -> Iterator[KopfRunner]:
+def running_operator(
+    plane: ControlPlane, namespace: str, kfp: KfpFake, *, tracking_uri: str | None = None
+) -> Iterator[KopfRunner]:
     """The operator in this process, watching the test namespace and submitting to the KFP fake."""
     args = ["run", "--standalone", "--namespace", namespace, "-m", "clinops_operator.handlers"]
     with pytest.MonkeyPatch.context() as env:
         env.setenv("KUBECONFIG", str(plane.kubeconfig))
         env.setenv("CLINOPS_KFP_ENDPOINT", kfp.url)
         env.setenv("CLINOPS_TRAINING_POLL_SECONDS", "0.5")
-        # No tracking server here: the operator must not wait for one to tell it the outcome.
-        env.delenv("MLFLOW_TRACKING_URI", raising=False)
+        if tracking_uri is None:
+            # No tracking server: the operator must not wait for one to tell it the outcome.
+            env.delenv("MLFLOW_TRACKING_URI", raising=False)
+        else:
+            env.setenv("MLFLOW_TRACKING_URI", tracking_uri)
         with KopfRunner(args, timeout=60) as runner:
             yield runner
     assert runner.exception is None, runner.output
@@ -241,3 +246,31 @@ def test_a_schedule_becomes_a_recurring_run_until_deleted(jobs: Jobs) -> None:
         jobs.delete(name)
         jobs.wait(lambda: jobs.gone(name), "the TrainingJob deleted")
         assert recurring() == []
+
+
+# MLflow's SQL store uses a loader SQLAlchemy 2.1 deprecates: nothing of ours, nothing to act on.
+@pytest.mark.filterwarnings("ignore:The ``noload`` loader strategy is deprecated:DeprecationWarning")
+def test_a_success_reports_the_registered_version_and_the_decision(jobs: Jobs, tmp_path: Path) -> None:
+    from mlflow import MlflowClient
+
+    name = "readmission-tracked"
+    tracking_uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    mlflow = MlflowClient(tracking_uri=tracking_uri)
+    experiment = mlflow.create_experiment("clinops/readmission-risk", artifact_location=str(tmp_path / "artifacts"))
+    with running_operator(jobs.plane, jobs.namespace, jobs.kfp, tracking_uri=tracking_uri):
+        created = jobs.create(name)
+        run = jobs.submitted(created)
+        assert jobs.kfp.parameters(run["run_id"])["tracking_uri"] == tracking_uri
+        # What the pipeline's start_run, register and promote steps leave on the search's tracking run.
+        tags = {
+            "clinops.training_job": jobs.run_name(created),
+            "clinops.model_version": "4",
+            "clinops.promotion.decision": "promoted",
+        }
+        tracked = mlflow.create_run(experiment, run_name=jobs.run_name(created), tags=tags)
+        jobs.kfp.set_state(run["run_id"], "SUCCEEDED")
+        status = jobs.wait_status(name, lambda s: s.get("modelVersion") == "4", "the registered version")
+        assert (status["phase"], status["promoted"]) == ("Succeeded", True)
+        assert status["mlflowRunId"] == tracked.info.run_id
+        jobs.delete(name)
+        jobs.wait(lambda: jobs.gone(name), "the TrainingJob deleted")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import copy
 import datetime
 from collections.abc import Mapping
 from typing import Any
@@ -20,7 +21,6 @@ from clinops_operator.settings import Runtime, runtime
 KIND = "TrainingJob"
 PLURAL = "trainingjobs"
 VERSION = "v1alpha1"
-FINAL_PHASES = (TrainingPhase.SUCCEEDED.value, TrainingPhase.FAILED.value)
 
 
 def _now() -> str:
@@ -142,32 +142,46 @@ def reconcile(
     )
 
 
+def _settled(run: Runtime, body: Mapping[str, Any]) -> bool:
+    """Whether the current generation's run has nothing more to report: it ended, and MLflow told what it made."""
+    status = body.get("status") or {}
+    if not status.get("runId") or status.get("observedGeneration") != body["metadata"].get("generation"):
+        # Reconciling the new generation writes its run first.
+        return True
+    if status.get("phase") == TrainingPhase.FAILED.value:
+        return True
+    if status.get("phase") == TrainingPhase.SUCCEEDED.value:
+        # The search's tracking run may show its version a moment after KFP reports success.
+        return not run.training.read_outcomes or status.get("modelVersion") is not None
+    return False
+
+
+def _follow(run: Runtime, namespace: str, name: str, body: Mapping[str, Any]) -> None:
+    status = body.get("status") or {}
+    kfp = kfp_api.client(run.training.kfp_endpoint)
+    _write_status(
+        run,
+        namespace,
+        name,
+        run_id=str(status["runId"]),
+        state=kfp_api.run_state(kfp, str(status["runId"])),
+        generation=int(body["metadata"]["generation"]),
+        model=str((body.get("spec") or {}).get("model", {}).get("name", "")),
+        job_name=_run_name(body),
+    )
+
+
 @kopf.daemon(API_GROUP, VERSION, PLURAL, cancellation_timeout=5)
 async def poll(
     name: str, namespace: str | None, body: kopf.Body, memo: Any, stopped: kopf.DaemonStopped, **_: Any
 ) -> None:
-    """Follow the current generation's run into status until it ends; sleeping in between, never busy."""
+    """Follow the current generation's run into status until it settles; sleeping in between, never busy."""
     run = runtime(memo)
     assert namespace is not None, "TrainingJob is a namespaced kind"
     while not stopped:
-        status = body.get("status") or {}
-        generation = body["metadata"].get("generation")
-        run_id = status.get("runId")
-        if run_id and status.get("observedGeneration") == generation and status.get("phase") not in FINAL_PHASES:
-            kfp = kfp_api.client(run.training.kfp_endpoint)
-            state = await asyncio.to_thread(kfp_api.run_state, kfp, run_id)
-            model = str((body.get("spec") or {}).get("model", {}).get("name", ""))
-            await asyncio.to_thread(
-                _write_status,
-                run,
-                namespace,
-                name,
-                run_id=run_id,
-                state=state,
-                generation=generation,
-                model=model,
-                job_name=_run_name(body),
-            )
+        if not _settled(run, body):
+            # The KFP and Kubernetes clients block: off the event loop that every handler shares.
+            await asyncio.to_thread(_follow, run, namespace, name, copy.deepcopy(dict(body)))
         await stopped.wait(run.training.poll_interval_s)
 
 
