@@ -44,12 +44,14 @@ class Run:
 
 _clients: dict[str, Any] = {}
 _clients_lock = threading.Lock()
+# Redirecting stdout and catching warnings swap process-wide state: two threads interleaving would leave it swapped.
+_quiet_lock = threading.RLock()
 
 
 @contextlib.contextmanager
 def _quiet() -> Iterator[None]:
     # kfp.Client prints a UI link for each experiment and run, and warns on construction about server versions.
-    with contextlib.redirect_stdout(io.StringIO()), warnings.catch_warnings():
+    with _quiet_lock, contextlib.redirect_stdout(io.StringIO()), warnings.catch_warnings():
         warnings.simplefilter("ignore", FutureWarning)
         yield
 

@@ -35,8 +35,6 @@ class _Job:
     """One generation of a TrainingJob as KFP knows it: its experiment, run name and parameters."""
 
     def __init__(self, run: Runtime, namespace: str, name: str, uid: str, generation: int, spec: TrainingJobSpec):
-        self.spec = spec
-        self.generation = generation
         self.kfp = kfp_api.client(run.training.kfp_endpoint)
         self.experiment_id = kfp_api.ensure_experiment(self.kfp, build.experiment_name(namespace=namespace))
         self.run_name = build.run_name(namespace=namespace, name=name, uid=uid, generation=generation)
