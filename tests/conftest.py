@@ -2,12 +2,17 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import pytest
 
 from clinops.data.generator import Cohort, GeneratorConfig, generate
 from clinops.lake.store import Lake
+
+# MLflow's telemetry thread sets and unsets an environment variable while other threads iterate os.environ (every
+# requests call does, for proxies): a KeyError at random in whichever test shares the process.
+os.environ["MLFLOW_DISABLE_TELEMETRY"] = "true"
 
 TIERS = ("unit", "integration", "e2e")
 # Workers take whole files in collection order: the longest files (measured) go first and the many short unit files

@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import json
+import multiprocessing
+from collections.abc import Callable
+from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -67,6 +70,13 @@ def run_steps_with(
     return decision
 
 
+def in_child_process(function: Callable[..., dict[str, Any]], *args: Any) -> dict[str, Any]:
+    """Run ``function`` in a fresh interpreter, as the pipeline runs each step: MLflow's client leaves pooled
+    sockets behind in the process that used it."""
+    with ProcessPoolExecutor(1, mp_context=multiprocessing.get_context("spawn")) as pool:
+        return pool.submit(function, *args).result()
+
+
 def test_first_run_registers_a_champion_then_a_weaker_margin_is_rejected(
     mlflow_server: str, lake_root: str, tmp_path: Path
 ) -> None:
@@ -102,7 +112,7 @@ def test_first_run_registers_a_champion_then_a_weaker_margin_is_rejected(
 
     # Same data, a configuration of the same family: it cannot beat the champion by 0.05 on the same held-out split.
     best = {"algorithm": "xgboost", "params": {"n_estimators": 40}}
-    second = run_steps_with(training_job("weekly-2"), best, mlflow_server, lake_root, tmp_path)
+    second = in_child_process(run_steps_with, training_job("weekly-2"), best, mlflow_server, lake_root, tmp_path)
     assert not second["promote"]
     assert "improvement" in second["reason"]
     assert second["previous_version"] == first.version
