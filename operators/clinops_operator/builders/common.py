@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import datetime
 import re
+from collections.abc import Mapping
 from typing import Any, TypeVar
 
 from pydantic import BaseModel, ValidationError
 
+from clinops.specs.common import describe_validation_error
 from clinops.specs.status import Condition, ConditionStatus
 
 PART_OF = "clinops"
@@ -18,6 +21,15 @@ MAX_LABEL_LENGTH = 63
 Spec = TypeVar("Spec", bound=BaseModel)
 
 
+def now() -> str:
+    """The current instant as conditions and status timestamps write it."""
+    return datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def conditions_of(body: Mapping[str, Any]) -> list[dict[str, Any]]:
+    return list((body.get("status") or {}).get("conditions") or [])
+
+
 class InvalidSpecError(ValueError):
     """An admitted object the operator cannot act on; the message names the field path as written in YAML."""
 
@@ -26,10 +38,7 @@ def parse_spec(model: type[Spec], document: Any, *, path: str = "spec") -> Spec:
     try:
         return model.model_validate(document)
     except ValidationError as exc:
-        problems = [
-            f"{'.'.join([path, *(str(part) for part in error['loc'])])}: {error['msg']}" for error in exc.errors()
-        ]
-        raise InvalidSpecError("; ".join(problems)) from exc
+        raise InvalidSpecError(describe_validation_error(exc, prefix=path)) from exc
 
 
 def labels(*, name: str, instance: str, component: str) -> dict[str, str]:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import datetime
 from collections.abc import Mapping
 from typing import Any
 
@@ -13,21 +12,21 @@ from clinops.specs.model_deployment import ModelDeploymentSpec
 from clinops.specs.status import DeploymentPhase
 from clinops_operator import k8s
 from clinops_operator.builders import model_deployment as build
-from clinops_operator.builders.common import MANAGED_BY, InvalidSpecError, child_name, name_problem, parse_spec
+from clinops_operator.builders.common import (
+    MANAGED_BY,
+    InvalidSpecError,
+    child_name,
+    conditions_of,
+    name_problem,
+    now,
+    parse_spec,
+)
 from clinops_operator.settings import Runtime, runtime
 
 KIND = "ModelDeployment"
 PLURAL = "modeldeployments"
 VERSION = "v1alpha1"
 LONGEST_ROLE = f"-{build.SPEC_ROLE}"
-
-
-def _now() -> str:
-    return datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
-
-
-def _conditions(body: Mapping[str, Any]) -> list[dict[str, Any]]:
-    return list((body.get("status") or {}).get("conditions") or [])
 
 
 def parse(name: str, spec: Mapping[str, Any]) -> ModelDeploymentSpec:
@@ -63,8 +62,8 @@ def _write_status(run: Runtime, namespace: str, name: str, spec: ModelDeployment
             config=run.serving,
             deployment=deployment,
             observed_generation=observed,
-            previous_conditions=_conditions(current),
-            now=_now(),
+            previous_conditions=conditions_of(current),
+            now=now(),
         )
 
     k8s.update_status(run.api, KIND, namespace, name, compute)
@@ -90,7 +89,7 @@ def reconcile(
     except InvalidSpecError as exc:
         problem = str(exc)
         failed = build.failed_status(
-            problem=problem, generation=meta.get("generation"), previous_conditions=_conditions(body), now=_now()
+            problem=problem, generation=meta.get("generation"), previous_conditions=conditions_of(body), now=now()
         )
         k8s.update_status(run.api, KIND, namespace, name, lambda _current: failed)
         raise kopf.PermanentError(f"Rejected the spec: {problem}") from exc

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import copy
-import datetime
 from collections.abc import Mapping
 from typing import Any
 
@@ -15,20 +14,12 @@ from clinops.specs.status import TrainingPhase
 from clinops.specs.training_job import TrainingJobSpec
 from clinops_operator import k8s, kfp_api
 from clinops_operator.builders import training_job as build
-from clinops_operator.builders.common import InvalidSpecError, parse_spec
+from clinops_operator.builders.common import InvalidSpecError, conditions_of, now, parse_spec
 from clinops_operator.settings import Runtime, runtime
 
 KIND = "TrainingJob"
 PLURAL = "trainingjobs"
 VERSION = "v1alpha1"
-
-
-def _now() -> str:
-    return datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
-
-
-def _conditions(body: Mapping[str, Any]) -> list[dict[str, Any]]:
-    return list((body.get("status") or {}).get("conditions") or [])
 
 
 class _Job:
@@ -48,9 +39,13 @@ class _Job:
             namespace=namespace, name=name, uid=uid, generation=generation, spec=spec, parameters=self.parameters
         )
         self.recurring_name = build.recurring_run_name(namespace=namespace, name=name, uid=uid)
+        self._pipeline: dict[str, Any] | None = None
 
     def pipeline(self) -> dict[str, Any]:
-        return build.compiled_pipeline(parameters=self.parameters)
+        # A compile takes a second or so; a first reconcile with a schedule asks twice (run and recurring run).
+        if self._pipeline is None:
+            self._pipeline = build.compiled_pipeline(parameters=self.parameters)
+        return self._pipeline
 
 
 def _write_status(
@@ -79,8 +74,8 @@ def _write_status(
             run_id=run_id,
             generation=generation,
             outcome=outcome,
-            previous_conditions=_conditions(current),
-            now=_now(),
+            previous_conditions=conditions_of(current),
+            now=now(),
         )
 
     k8s.update_status(run.api, KIND, namespace, name, compute)
@@ -115,7 +110,7 @@ def reconcile(
     except InvalidSpecError as exc:
         problem = str(exc)
         failed = build.failed_status(
-            problem=problem, generation=generation, previous_conditions=_conditions(body), now=_now()
+            problem=problem, generation=generation, previous_conditions=conditions_of(body), now=now()
         )
         k8s.update_status(run.api, KIND, namespace, name, lambda _current: failed)
         raise kopf.PermanentError(f"Rejected the spec: {problem}") from exc

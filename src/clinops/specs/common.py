@@ -36,11 +36,14 @@ class ObjectMeta(BaseModel):
 Resource = TypeVar("Resource", bound=BaseModel)
 
 
-def describe_validation_error(exc: ValidationError) -> str:
-    """One line per problem, naming the field path as it is written in YAML (``spec.tuning.trials``)."""
+def describe_validation_error(exc: ValidationError, *, prefix: str = "") -> str:
+    """One line per problem, naming the field path as it is written in YAML (``spec.tuning.trials``).
+
+    ``prefix`` is where the validated document sits in its resource (``spec`` for a spec validated alone).
+    """
     parts = []
     for error in exc.errors():
-        path = ".".join(str(p) for p in error["loc"]) or "(root)"
+        path = ".".join([*filter(None, [prefix]), *(str(p) for p in error["loc"])]) or "(root)"
         parts.append(f"{path}: {error['msg']}")
     return "; ".join(parts)
 

@@ -39,12 +39,15 @@ class ProduceError(ClinopsError):
 
 @dataclass
 class ProduceReport:
-    produced: int = 0
-    sent: Counter[str] = field(default_factory=Counter)
+    sent: Counter[str] = field(default_factory=Counter)  # handed to the client, per topic
     failed: Counter[str] = field(default_factory=Counter)
     pending: int = 0  # queued or in flight, not yet acknowledged or failed
     first_error: str | None = None
     seconds: float = 0.0
+
+    @property
+    def produced(self) -> int:
+        return sum(self.sent.values())
 
     @property
     def delivered(self) -> Counter[str]:
@@ -105,7 +108,7 @@ class EventProducer:
         # Messages carry no timestamp of ours: Kafka stamps them as sent, like a live source's. A simulated event
         # time (months back) as the record time would make the broker roll and expire segments at once.
         topics, keys = stream.topics.tolist(), stream.keys.tolist()
-        already, queued = self.report.produced, 0
+        counted = queued = 0
         try:
             for value in stream.values:
                 while True:
@@ -118,7 +121,8 @@ class EventProducer:
                 queued += 1
                 if queued % _PACE_EVERY == 0:
                     poll(0)
-                    self.report.produced, self.report.pending = already + queued, len(self._producer)
+                    self.report.sent.update(topics[counted:queued])
+                    counted, self.report.pending = queued, len(self._producer)
                     now = time.monotonic()
                     if deadline is not None and now >= deadline:
                         return False
@@ -130,8 +134,7 @@ class EventProducer:
                         progress(self.report)
             return True
         finally:
-            self.report.produced = already + queued
-            self.report.sent.update(topics[:queued])
+            self.report.sent.update(topics[counted:queued])
 
     def __enter__(self) -> EventProducer:
         return self

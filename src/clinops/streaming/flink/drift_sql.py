@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import bisect
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -110,22 +111,11 @@ def decode_cells(
     ends = [start + int(rules[name]["size"]) for start, name in zip(starts, names, strict=True)]
     rows = []
     for cell, count in zip(cells, counts, strict=True):
-        index = _feature_of(int(cell), starts)
+        index = bisect.bisect_right(starts, int(cell)) - 1
         if index < 0 or int(cell) >= ends[index]:
             raise ValueError(f"cell {cell} names no feature's bin")
         rows.append((names[index], int(cell) - starts[index], int(count)))
     return rows
-
-
-def _feature_of(cell: int, starts: Sequence[int]) -> int:
-    low, high = 0, len(starts)
-    while low < high:
-        mid = (low + high) // 2
-        if starts[mid] <= cell:
-            low = mid + 1
-        else:
-            high = mid
-    return low - 1
 
 
 def numeric_cell(column: str, edges: Sequence[float], missing: int, offset: int = 0) -> str:
