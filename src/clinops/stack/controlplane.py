@@ -21,7 +21,7 @@ from cryptography.hazmat.primitives.asymmetric import rsa
 from cryptography.x509.oid import NameOID
 
 from clinops.stack.fetch import cache_root
-from clinops.stack.process import READY_TIMEOUT_S, ManagedProcess, StackError, free_port, log_tail, poll_until
+from clinops.stack.process import READY_TIMEOUT_S, ManagedProcess, StackError, free_port, http_ok, log_tail, poll_until
 
 VERSIONS_FILE = Path(__file__).resolve().parents[3] / "scripts" / "k8s" / "versions.env"
 BINARIES = ("etcd", "kube-apiserver", "kube-controller-manager", "kube-scheduler", "kubectl", "kwok", "helm")
@@ -90,6 +90,12 @@ def _certificate(
                 names.append(x509.DNSName(host))
         builder = builder.add_extension(x509.SubjectAlternativeName(names), critical=False)
     return builder.sign(issuer[1] if issuer else key, hashes.SHA256())
+
+
+# The components' own serving certificates are self-signed in their cert dirs: health is all that is asked of them.
+_UNVERIFIED = ssl.create_default_context()
+_UNVERIFIED.check_hostname = False
+_UNVERIFIED.verify_mode = ssl.CERT_NONE
 
 
 class ControlPlane:
@@ -357,17 +363,7 @@ class ControlPlane:
         return self._ssl
 
     def _http_ok(self, url: str) -> bool:
-        # The components' own serving certificates are self-signed in their cert dirs: health is all that is asked.
-        context = None
-        if url.startswith("https"):
-            context = ssl.create_default_context()
-            context.check_hostname = False
-            context.verify_mode = ssl.CERT_NONE
-        try:
-            with urllib.request.urlopen(url, timeout=2, context=context) as response:
-                return int(response.status) == 200
-        except (urllib.error.URLError, OSError):
-            return False
+        return http_ok(url, _UNVERIFIED if url.startswith("https") else None)
 
     def _api_ok(self, path: str) -> bool:
         try:

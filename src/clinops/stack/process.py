@@ -7,6 +7,7 @@ import os
 import shutil
 import signal
 import socket
+import ssl
 import subprocess
 import time
 import urllib.error
@@ -154,9 +155,9 @@ class ManagedProcess:
         self.wait_until(lambda: http_ok(url), f"HTTP 200 from {url}", timeout)
 
 
-def http_ok(url: str) -> bool:
+def http_ok(url: str, context: ssl.SSLContext | None = None) -> bool:
     try:
-        with urllib.request.urlopen(url, timeout=2) as response:
+        with urllib.request.urlopen(url, timeout=2, context=context) as response:
             return int(response.status) == 200
     except (urllib.error.URLError, OSError):
         return False

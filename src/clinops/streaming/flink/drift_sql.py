@@ -11,7 +11,7 @@ from typing import Any
 
 from clinops.lake.layout import bronze_prefix, drift_prefix
 from clinops.monitoring.drift import CATEGORICAL_TESTS, NUMERICAL_TESTS
-from clinops.streaming.flink.silver_sql import SourceKind, literal, quote
+from clinops.streaming.flink.silver_sql import NEVER_MS, SourceKind, interval, literal, quote, with_options
 
 PREDICTIONS_TOPIC = "predictions"
 RESULTS_TOPIC = "drift-results"
@@ -21,11 +21,8 @@ BINS_UDF = "clinops_bins"
 # sends every missing value to the missing bin (JSON has no NaN, but "NaN" as text parses to one).
 MAX_DOUBLE = 1.7976931348623157e308
 # A watermark that never passes an event: over files (no time order) every window fires when the input ends.
-NEVER_MS = -62135596800000  # 0001-01-01T00:00:00Z
 # JSON booleans reach a STRING column as true/false; the profile holds pandas' text of them.
 BOOLEAN_TEXT = {"True": "true", "False": "false"}
-# DAY TO SECOND literals carry two digits of days.
-MAX_INTERVAL_DAYS = 100
 
 
 class Binning(StrEnum):
@@ -82,16 +79,6 @@ def double_literal(value: float) -> str:
     return f"{mantissa}E{int(exponent or 0)}"
 
 
-def interval(seconds: int) -> str:
-    """A day-to-second interval literal: SECOND alone has two digits of precision (at most 99 seconds)."""
-    if not 0 <= seconds < MAX_INTERVAL_DAYS * 86400:
-        raise ValueError(f"interval of {seconds} s outside 0 s to {MAX_INTERVAL_DAYS} days")
-    days, rest = divmod(seconds, 86400)
-    hours, rest = divmod(rest, 3600)
-    minutes, secs = divmod(rest, 60)
-    return f"INTERVAL '{days} {hours:02d}:{minutes:02d}:{secs:02d}' DAY TO SECOND"
-
-
 def cell_offsets(rules: Mapping[str, Mapping[str, Any]]) -> dict[str, int]:
     """First cell of each feature: one integer ``offset + bin`` names a (feature, bin) pair across all features."""
     offsets: dict[str, int] = {}
@@ -143,25 +130,9 @@ def categorical_cell(column: str, categories: Sequence[str], other: int, missing
         # A JSON string "true" would join True here too: pandas keeps it apart, but a log of booleans has none.
         if category in BOOLEAN_TEXT and BOOLEAN_TEXT[category] not in categories:
             texts.append(BOOLEAN_TEXT[category])
-        condition = " OR ".join(f"{column} = {text_literal(text)}" for text in texts)
+        condition = " OR ".join(f"{column} = {literal(text)}" for text in texts)
         branches.append(f"WHEN {condition} THEN {offset + index}")
     return f"CASE WHEN {column} IS NULL THEN {offset + missing} {' '.join(branches)} ELSE {offset + other} END"
-
-
-def text_literal(text: str) -> str:
-    """A SQL string literal; outside printable ASCII as a Unicode literal of UTF-16 code units (Java's own).
-
-    ``\\XXXX`` takes four hex digits, so a character beyond the BMP is written as its surrogate pair.
-    """
-    if all(" " <= c <= "~" for c in text):
-        return "'" + text.replace("'", "''") + "'"
-    units = text.encode("utf-16-be", "surrogatepass")
-    escaped = []
-    for i in range(0, len(units), 2):
-        unit = int.from_bytes(units[i : i + 2], "big")
-        char = chr(unit)
-        escaped.append(char if " " <= char <= "~" and char not in "\\'" else f"\\{unit:04x}")
-    return "U&'" + "".join(escaped) + "'"
 
 
 def feature_column(name: str) -> str:
@@ -173,10 +144,6 @@ def cell_expression(column: str, rule: Mapping[str, Any], offset: int) -> str:
     if rule["kind"] == "numeric":
         return numeric_cell(column, rule["edges"], rule["missing"], offset)
     return categorical_cell(column, rule["categories"], rule["other"], rule["missing"], offset)
-
-
-def _with(options: Mapping[str, str]) -> str:
-    return "WITH (" + ", ".join(f"{literal(k)} = {literal(v)}" for k, v in options.items()) + ")"
 
 
 def _feature_type(rule: Mapping[str, Any]) -> str:
@@ -211,7 +178,7 @@ def source_ddl(spec: DriftSpec) -> str:
         f"CREATE TABLE `predictions` (`timestamp_ms` BIGINT, `model` STRING, `model_version` STRING, "
         f"`features` ROW<{fields}>, "
         f"`event_time` AS TO_TIMESTAMP_LTZ(COALESCE(`timestamp_ms`, {NEVER_MS}), 3), "
-        f"WATERMARK FOR `event_time` AS {watermark}) {_with(options)}"
+        f"WATERMARK FOR `event_time` AS {watermark}) {with_options(options)}"
     )
 
 
@@ -228,7 +195,7 @@ def sink_ddl(spec: DriftSpec) -> str:
             "value.fields-include": "EXCEPT_KEY",
             **spec.sink_options,
         }
-        return f"CREATE TABLE `drift_results` (`deployment` STRING, `record` STRING) {_with(options)}"
+        return f"CREATE TABLE `drift_results` (`deployment` STRING, `record` STRING) {with_options(options)}"
     options = {
         "connector": "filesystem",
         "path": f"{spec.lake_uri}/{drift_prefix(spec.deployment).rstrip('/')}",
@@ -237,7 +204,8 @@ def sink_ddl(spec: DriftSpec) -> str:
         "sink.parallelism": "1",
         **spec.sink_options,
     }
-    return f"CREATE TABLE `drift_results` (`record` STRING, `date` STRING) PARTITIONED BY (`date`) {_with(options)}"
+    columns = "(`record` STRING, `date` STRING) PARTITIONED BY (`date`)"
+    return f"CREATE TABLE `drift_results` {columns} {with_options(options)}"
 
 
 def _filters(spec: DriftSpec) -> str:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import sys
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from enum import StrEnum
 
@@ -49,6 +49,7 @@ UNORDERED_ARRIVAL_MS = 0
 # are read in no time order); on Kafka, what an event that does not move the watermark contributes.
 NEVER_MS = -62135596800000  # 0001-01-01T00:00:00Z
 MAX_RANK = 2_147_483_647
+MAX_INTERVAL_DAYS = 100
 # Window Top-N needs a tumbling window; every member of a dedupe group has the same event time, so its size
 # bounds only how long rows wait for the watermark, never which rows are duplicates.
 DEDUPE_WINDOW = "INTERVAL '1' MINUTE"
@@ -79,11 +80,19 @@ def quote(name: str) -> str:
 
 
 def literal(text: str) -> str:
-    """A SQL string literal; characters outside printable ASCII as a Unicode literal."""
+    """A SQL string literal; outside printable ASCII as a Unicode literal of UTF-16 code units (Java's own).
+
+    ``\\XXXX`` takes four hex digits, so a character beyond the BMP is written as its surrogate pair.
+    """
     if all(" " <= c <= "~" for c in text):
         return "'" + text.replace("'", "''") + "'"
-    escaped = "".join(c if " " <= c <= "~" and c != "\\" else f"\\{ord(c):04x}" for c in text.replace("'", "''"))
-    return f"U&'{escaped}'"
+    units = text.encode("utf-16-be", "surrogatepass")
+    escaped = []
+    for i in range(0, len(units), 2):
+        unit = int.from_bytes(units[i : i + 2], "big")
+        char = chr(unit)
+        escaped.append(char if " " <= char <= "~" and char not in "\\'" else f"\\{unit:04x}")
+    return "U&'" + "".join(escaped) + "'"
 
 
 def number(value: float) -> str:
@@ -91,7 +100,9 @@ def number(value: float) -> str:
 
 
 def interval(seconds: int) -> str:
-    """A day-time interval literal (a bare SECOND interval takes two digits only)."""
+    """A day-time interval literal (a bare SECOND interval takes two digits only; the days, two as well)."""
+    if not 0 <= seconds < MAX_INTERVAL_DAYS * 86400:
+        raise ValueError(f"interval of {seconds} s outside 0 s to {MAX_INTERVAL_DAYS} days")
     minutes, second = divmod(seconds, 60)
     hours, minute = divmod(minutes, 60)
     days, hour = divmod(hours, 24)
@@ -391,7 +402,7 @@ def silver_columns_ddl(kind: EventType) -> str:
     return ", ".join(lines)
 
 
-def _with(options: dict[str, str]) -> str:
+def with_options(options: Mapping[str, str]) -> str:
     return "WITH (" + ", ".join(f"{literal(k)} = {literal(v)}" for k, v in options.items()) + ")"
 
 
@@ -452,7 +463,7 @@ def source_ddl(kind: EventType, spec: JobSpec) -> str:
     columns = [*physical, *metadata, *computed, f"`event_time` AS COALESCE({canonical}, {arrival})"]
     columns.append(f"WATERMARK FOR `event_time` AS {watermark}")
     body = ",\n  ".join(columns)
-    return f"CREATE TABLE {quote('bronze_' + entity(kind))} (\n  {body}\n) {_with(options)}"
+    return f"CREATE TABLE {quote('bronze_' + entity(kind))} (\n  {body}\n) {with_options(options)}"
 
 
 def silver_sink_ddl(kind: EventType, spec: JobSpec) -> str:
@@ -472,7 +483,7 @@ def silver_sink_ddl(kind: EventType, spec: JobSpec) -> str:
     }
     return (
         f"CREATE TABLE {quote('silver_' + entity(kind))} ({silver_columns_ddl(kind)}, `date` STRING) "
-        f"PARTITIONED BY (`date`) {_with(options)}"
+        f"PARTITIONED BY (`date`) {with_options(options)}"
     )
 
 
@@ -486,7 +497,7 @@ def quarantine_sink_ddl(kind: EventType, spec: JobSpec) -> str:
         **spec.sink_options,
     }
     table = quote("quarantine_" + entity(kind))
-    return f"CREATE TABLE {table} (`entry` STRING, `date` STRING) PARTITIONED BY (`date`) {_with(options)}"
+    return f"CREATE TABLE {table} (`entry` STRING, `date` STRING) PARTITIONED BY (`date`) {with_options(options)}"
 
 
 # --- the pipeline ------------------------------------------------------------------------------------------
