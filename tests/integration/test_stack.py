@@ -15,7 +15,7 @@ from confluent_kafka import Consumer, Message, Producer
 from clinops.lake.store import Lake
 from clinops.stack.kafka import STACK_TOPICS, KafkaBroker
 from clinops.stack.minio import STACK_BUCKETS, MinioServer
-from clinops.stack.process import ManagedProcess, StackError, http_ok, poll_until
+from clinops.stack.process import ManagedProcess, StackError, http_ok, pid_alive, poll_until
 
 pytestmark = pytest.mark.integration
 
@@ -175,7 +175,7 @@ def test_stop_takes_down_the_whole_process_group(tmp_path: Path) -> None:
     grandchild = int(log.read_text())
     process.stop(timeout=2)
     assert not process.running
-    assert not Path(f"/proc/{grandchild}").exists() or _is_zombie(grandchild)
+    assert not pid_alive(grandchild)
 
 
 def test_a_sigkilled_parent_takes_its_servers_with_it(tmp_path: Path) -> None:
@@ -195,14 +195,7 @@ def test_a_sigkilled_parent_takes_its_servers_with_it(tmp_path: Path) -> None:
     parent.wait_until(lambda: log.read_text().strip().isdigit(), "the child's pid", timeout=60)
     child = int(log.read_text())
     parent.kill()
-    assert poll_until(lambda: not Path(f"/proc/{child}").exists() or _is_zombie(child), timeout=60)
-
-
-def _is_zombie(pid: int) -> bool:
-    try:
-        return Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()[0] == "Z"
-    except FileNotFoundError:
-        return True
+    assert poll_until(lambda: not pid_alive(child), timeout=60)
 
 
 def test_stack_up_detached_then_down_leaves_nothing_running(tmp_path: Path) -> None:
@@ -224,5 +217,5 @@ def test_stack_up_detached_then_down_leaves_nothing_running(tmp_path: Path) -> N
     assert down.returncode == 0, down.stderr
     assert not (tmp_path / "home" / "stack" / "state.json").exists()
     for pid in [state["pid"], *state["process_groups"]]:
-        assert not Path(f"/proc/{pid}").exists() or _is_zombie(pid)
+        assert not pid_alive(pid)
     assert not http_ok(f"{state['env']['MLFLOW_TRACKING_URI']}/health")

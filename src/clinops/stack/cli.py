@@ -20,6 +20,7 @@ from rich.table import Table
 
 from clinops.config import data_dir
 from clinops.errors import ClinopsError
+from clinops.stack.process import pid_alive
 
 app = typer.Typer(help="The local bench: Kafka, MinIO and an MLflow server on MinIO.", no_args_is_help=True)
 console = Console(stderr=True)
@@ -38,22 +39,13 @@ def state_file() -> Path:
     return state_dir() / "state.json"
 
 
-def _pid_alive(pid: int) -> bool:
-    try:
-        stat = Path(f"/proc/{pid}/stat").read_text()
-    except (FileNotFoundError, ProcessLookupError):
-        return False
-    # A zombie has finished: where PID 1 does not reap orphans, it would otherwise look alive forever.
-    return stat.rpartition(")")[2].split()[0] != "Z"
-
-
 def read_state() -> dict[str, Any] | None:
     """The running stack's state, or None when no supervisor is alive (a stale file is ignored)."""
     try:
         state: dict[str, Any] = json.loads(state_file().read_text())
     except (FileNotFoundError, json.JSONDecodeError):
         return None
-    return state if _pid_alive(int(state["pid"])) else None
+    return state if pid_alive(int(state["pid"])) else None
 
 
 def _write_state(state: dict[str, Any]) -> None:
@@ -211,10 +203,10 @@ def down() -> None:
         out.print("No stack is running.")
         return
     supervisor = int(state["pid"])
-    if _pid_alive(supervisor):
+    if pid_alive(supervisor):
         os.kill(supervisor, signal.SIGTERM)
         with console.status(f"Stopping the stack (pid {supervisor})"):
-            poll_until(lambda: not _pid_alive(supervisor), DOWN_TIMEOUT_S)
+            poll_until(lambda: not pid_alive(supervisor), DOWN_TIMEOUT_S)
     _kill_leftovers(state)
     with contextlib.suppress(FileNotFoundError):
         state_file().unlink()

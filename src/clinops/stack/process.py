@@ -20,6 +20,7 @@ from clinops.errors import ClinopsError
 READY_TIMEOUT_S = 180.0
 STOP_TIMEOUT_S = 30.0
 POLL_INTERVAL_S = 0.2
+GROUP_EXIT_TIMEOUT_S = 30.0
 LOG_TAIL_CHARS = 3000
 
 
@@ -117,6 +118,14 @@ class ManagedProcess:
         with contextlib.suppress(ProcessLookupError, PermissionError):
             os.killpg(self.process.pid, signum)
 
+    def _wait_group_gone(self) -> None:
+        # SIGKILL is delivered asynchronously: a member may still hold its ports for a moment after killpg returns,
+        # and a restart on the same port would then fail to bind.
+        assert self.process is not None
+        group = self.process.pid
+        if not poll_until(lambda: not live_group_members(group), GROUP_EXIT_TIMEOUT_S):
+            raise StackError(f"{self.name}: processes {live_group_members(group)} survived SIGKILL")
+
     def stop(self, timeout: float = STOP_TIMEOUT_S) -> int | None:
         """SIGTERM to the whole group, SIGKILL if it has not exited within ``timeout``."""
         if self.process is None:
@@ -129,6 +138,7 @@ class ManagedProcess:
             self.process.wait()
         # Children that ignored SIGTERM must not outlive the leader.
         self._signal_group(signal.SIGKILL)
+        self._wait_group_gone()
         return self.process.returncode
 
     def kill(self) -> int | None:
@@ -136,7 +146,9 @@ class ManagedProcess:
         if self.process is None:
             return None
         self._signal_group(signal.SIGKILL)
-        return self.process.wait()
+        code = self.process.wait()
+        self._wait_group_gone()
+        return code
 
     def wait_until(self, ready: Callable[[], bool], what: str, timeout: float = READY_TIMEOUT_S) -> None:
         """Poll ``ready`` until it holds; fail with the log tail on deadline or when the process exits first."""
@@ -153,6 +165,30 @@ class ManagedProcess:
 
     def wait_http_ok(self, url: str, timeout: float = READY_TIMEOUT_S) -> None:
         self.wait_until(lambda: http_ok(url), f"HTTP 200 from {url}", timeout)
+
+
+def _stat_after_name(pid: int | str) -> list[str] | None:
+    """The fields of /proc/<pid>/stat after the command name (state, ppid, pgrp, ...), None when the pid is gone."""
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()
+    except (FileNotFoundError, ProcessLookupError):
+        return None
+
+
+def pid_alive(pid: int) -> bool:
+    # A zombie has finished: where PID 1 does not reap orphans, it would otherwise look alive forever.
+    fields = _stat_after_name(pid)
+    return fields is not None and fields[0] != "Z"
+
+
+def live_group_members(group: int) -> list[int]:
+    """Pids in process group ``group`` that have not exited."""
+    members = []
+    for entry in Path("/proc").iterdir():
+        fields = _stat_after_name(entry.name) if entry.name.isdigit() else None
+        if fields is not None and int(fields[2]) == group and fields[0] != "Z":
+            members.append(int(entry.name))
+    return members
 
 
 def http_ok(url: str, context: ssl.SSLContext | None = None) -> bool:
