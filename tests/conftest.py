@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 from clinops.data.generator import Cohort, GeneratorConfig, generate
 from clinops.lake.store import Lake
+from clinops.stack.kafka import KafkaBroker
 
 # MLflow's telemetry thread sets and unsets an environment variable while other threads iterate os.environ (every
 # requests call does, for proxies): a KeyError at random in whichever test shares the process.
@@ -51,3 +53,14 @@ def small_cohort() -> Cohort:
 @pytest.fixture
 def lake(tmp_path: Path) -> Lake:
     return Lake(tmp_path / "lake")
+
+
+@pytest.fixture(scope="session")
+def kafka_broker(tmp_path_factory: pytest.TempPathFactory) -> Iterator[KafkaBroker]:
+    """A real single-node KRaft broker with the platform's topics; tests may restart or kill it."""
+    broker = KafkaBroker(tmp_path_factory.mktemp("kafka"))
+    broker.start()
+    try:
+        yield broker
+    finally:
+        broker.stop()

@@ -27,6 +27,7 @@ PLURALS = {
     "ServiceMonitor": "servicemonitors",
     "ModelDeployment": "modeldeployments",
     "TrainingJob": "trainingjobs",
+    "Event": "events",
     "DriftMonitor": "driftmonitors",
     "FlinkDeployment": "flinkdeployments",
 }

@@ -13,6 +13,7 @@ from kubernetes import client
 from clinops import __version__
 from clinops.specs.common import API_GROUP
 from clinops_operator import k8s
+from clinops_operator.builders.drift_monitor import DriftConfig
 from clinops_operator.builders.model_deployment import ServingConfig
 from clinops_operator.kfp_api import TrainingConfig
 
@@ -24,6 +25,9 @@ DEFAULT_LAKE = "s3://clinops-lake"
 DEFAULT_WORKERS = 16
 # How often a TrainingJob's KFP run is polled while it is under way.
 DEFAULT_TRAINING_POLL_S = 15.0
+# The drift job's Flink: the stream env's apache-flink pin, as the FlinkDeployment API spells versions.
+DEFAULT_FLINK_VERSION = "v2_3"
+DEFAULT_FLINK_JAR = "local:///opt/flink/opt/flink-python-2.3.0.jar"
 
 
 @dataclass(frozen=True)
@@ -32,6 +36,7 @@ class Runtime:
 
     api: client.ApiClient
     serving: ServingConfig
+    drift: DriftConfig
     # "auto": a ServiceMonitor whenever the apiserver serves the kind; "true"/"false" force it.
     service_monitors: str = "auto"
     training: TrainingConfig = field(default_factory=TrainingConfig)
@@ -60,6 +65,22 @@ def training_config(env: dict[str, str]) -> TrainingConfig:
         read_outcomes="MLFLOW_TRACKING_URI" in env,
         lake_root=env.get("CLINOPS_LAKE") or DEFAULT_LAKE,
         poll_interval_s=float(env.get("CLINOPS_TRAINING_POLL_SECONDS", DEFAULT_TRAINING_POLL_S)),
+    )
+
+
+def drift_config(env: dict[str, str]) -> DriftConfig:
+    return DriftConfig(
+        image=env.get("CLINOPS_FLINK_IMAGE", env.get("CLINOPS_SERVING_IMAGE", DEFAULT_SERVING_IMAGE)),
+        flink_version=env.get("CLINOPS_FLINK_VERSION", DEFAULT_FLINK_VERSION),
+        jar_uri=env.get("CLINOPS_FLINK_JAR", DEFAULT_FLINK_JAR),
+        image_pull_policy=env.get("CLINOPS_SERVING_IMAGE_PULL_POLICY", "IfNotPresent"),
+        service_account=env.get("CLINOPS_FLINK_SERVICE_ACCOUNT", "flink"),
+        kafka_bootstrap=env.get("CLINOPS_KAFKA_BOOTSTRAP") or None,
+        lake=env.get("CLINOPS_LAKE") or None,
+        env_secret=env.get("CLINOPS_FLINK_ENV_SECRET") or env.get("CLINOPS_SERVING_ENV_SECRET") or None,
+        s3_endpoint=env.get("CLINOPS_S3_ENDPOINT") or None,
+        poll_interval_s=float(env.get("CLINOPS_DRIFT_POLL_SECONDS", 5.0)),
+        resolve_interval_s=float(env.get("CLINOPS_DRIFT_RESOLVE_SECONDS", 60.0)),
     )
 
 
@@ -92,6 +113,7 @@ def configure(settings: kopf.OperatorSettings, memo: Any, logger: kopf.Logger, *
     memo["runtime"] = Runtime(
         api=k8s.connect(),
         serving=serving_config(env),
+        drift=drift_config(env),
         service_monitors=env.get("CLINOPS_SERVICE_MONITORS", "auto").strip().lower(),
         training=training_config(env),
     )

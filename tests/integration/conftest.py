@@ -12,21 +12,9 @@ from pathlib import Path
 import pytest
 import yaml
 
-from clinops.stack.kafka import KafkaBroker
 from clinops.stack.minio import MinioServer
 from clinops.stack.mlflow_server import MlflowServer
 from clinops.stack.process import free_port, wait_until_healthy
-
-
-@pytest.fixture(scope="session")
-def kafka_broker(tmp_path_factory: pytest.TempPathFactory) -> Iterator[KafkaBroker]:
-    """A real single-node KRaft broker with the platform's topics; tests may restart or kill it."""
-    broker = KafkaBroker(tmp_path_factory.mktemp("kafka"))
-    broker.start()
-    try:
-        yield broker
-    finally:
-        broker.stop()
 
 
 @pytest.fixture(scope="session")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import threading
 import time
 from collections.abc import Sequence
@@ -75,6 +76,8 @@ class FlakySink:
 def test_a_down_sink_keeps_what_fits_drops_the_rest_with_a_count_and_never_blocks(
     caplog: pytest.LogCaptureFixture,
 ) -> None:
+    # The root logger's level is whatever an earlier test in this worker left it at (kopf's runner sets it).
+    caplog.set_level(logging.WARNING, logger="clinops.serving.prediction_log")
     sink, metrics = FlakySink(), ServerMetrics()
     log = PredictionLog(sink, metrics, buffer_size=10, flush_seconds=0.02)
     started = time.perf_counter()

@@ -98,3 +98,54 @@ def condition(
         observed_generation=generation,
     )
     return built.model_dump(mode="json", by_alias=True, exclude_none=True)
+
+
+def restricted_pod_security(user: int) -> dict[str, Any]:
+    """A pod securityContext the ``restricted`` Pod Security Standard admits."""
+    return {
+        "runAsNonRoot": True,
+        "runAsUser": user,
+        "runAsGroup": user,
+        "fsGroup": user,
+        "seccompProfile": {"type": "RuntimeDefault"},
+    }
+
+
+def restricted_container_security(*, read_only_root: bool = True) -> dict[str, Any]:
+    """A container securityContext the ``restricted`` Pod Security Standard admits."""
+    return {
+        "allowPrivilegeEscalation": False,
+        "capabilities": {"drop": ["ALL"]},
+        "readOnlyRootFilesystem": read_only_root,
+        "runAsNonRoot": True,
+        "seccompProfile": {"type": "RuntimeDefault"},
+    }
+
+
+def failed_status(
+    *,
+    phase: str,
+    problem: str,
+    reason: str,
+    generation: int | None,
+    previous_conditions: list[dict[str, Any]],
+    now: str,
+) -> dict[str, Any]:
+    """The status of an object the apiserver admitted but the operator cannot act on: Failed, not Ready."""
+
+    def failed(type: str, status: ConditionStatus) -> dict[str, Any]:
+        return condition(
+            type=type,
+            status=status,
+            reason=reason,
+            message=problem,
+            generation=generation,
+            now=now,
+            previous=previous_conditions,
+        )
+
+    return {
+        "phase": phase,
+        "conditions": [failed("Failed", ConditionStatus.TRUE), failed("Ready", ConditionStatus.FALSE)],
+        "observedGeneration": generation,
+    }

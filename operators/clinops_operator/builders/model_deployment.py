@@ -11,7 +11,15 @@ import yaml
 from clinops.specs.common import API_VERSION
 from clinops.specs.model_deployment import ModelDeploymentSpec
 from clinops.specs.status import ConditionStatus, DeploymentPhase
-from clinops_operator.builders.common import child_name, condition, labels, selector_labels
+from clinops_operator.builders import common
+from clinops_operator.builders.common import (
+    child_name,
+    condition,
+    labels,
+    restricted_container_security,
+    restricted_pod_security,
+    selector_labels,
+)
 
 APP = "clinops-model-server"
 COMPONENT = "model-server"
@@ -120,13 +128,7 @@ def deployment(*, name: str, spec: ModelDeploymentSpec, config: ServingConfig) -
         # Not ready until a model is loaded, and again while draining on SIGTERM.
         "readinessProbe": _probe("/health/ready", period=5, failures=1),
         "resources": {kind: dict(amounts) for kind, amounts in config.resources.items()},
-        "securityContext": {
-            "allowPrivilegeEscalation": False,
-            "capabilities": {"drop": ["ALL"]},
-            "readOnlyRootFilesystem": True,
-            "runAsNonRoot": True,
-            "seccompProfile": {"type": "RuntimeDefault"},
-        },
+        "securityContext": restricted_container_security(),
         "volumeMounts": [
             {"name": "spec", "mountPath": SPEC_DIR, "readOnly": True},
             {"name": "tmp", "mountPath": "/tmp"},
@@ -149,13 +151,7 @@ def deployment(*, name: str, spec: ModelDeploymentSpec, config: ServingConfig) -
                     "automountServiceAccountToken": False,
                     "enableServiceLinks": False,
                     "terminationGracePeriodSeconds": int(spec.shutdown_grace_seconds) + SERVER_SHUTDOWN_SECONDS,
-                    "securityContext": {
-                        "runAsNonRoot": True,
-                        "runAsUser": config.run_as_user,
-                        "runAsGroup": config.run_as_user,
-                        "fsGroup": config.run_as_user,
-                        "seccompProfile": {"type": "RuntimeDefault"},
-                    },
+                    "securityContext": restricted_pod_security(config.run_as_user),
                     "containers": [container],
                     "volumes": [
                         {"name": "spec", "configMap": {"name": child_name(name, SPEC_ROLE)}},
@@ -324,20 +320,11 @@ def failed_status(
     *, problem: str, generation: int | None, previous_conditions: list[dict[str, Any]], now: str
 ) -> dict[str, Any]:
     """The status of a ModelDeployment whose spec the apiserver admitted but the operator cannot serve."""
-
-    def failed(type: str, status: ConditionStatus) -> dict[str, Any]:
-        return condition(
-            type=type,
-            status=status,
-            reason="InvalidSpec",
-            message=problem,
-            generation=generation,
-            now=now,
-            previous=previous_conditions,
-        )
-
-    return {
-        "phase": DeploymentPhase.FAILED.value,
-        "conditions": [failed("Failed", ConditionStatus.TRUE), failed("Ready", ConditionStatus.FALSE)],
-        "observedGeneration": generation,
-    }
+    return common.failed_status(
+        phase=DeploymentPhase.FAILED.value,
+        problem=problem,
+        reason="InvalidSpec",
+        generation=generation,
+        previous_conditions=previous_conditions,
+        now=now,
+    )

@@ -219,6 +219,7 @@ KINDS: tuple[Kind, ...] = (
         [
             PHASE,
             Column("Deployment", ".spec.deployment", description="The watched ModelDeployment."),
+            Column("Version", ".status.modelVersion", description="Version of the reference profile.", priority=1),
             Column("Drift Share", ".status.lastWindow.driftShare", "number", "Drifted share of the last window."),
             Column("Drifted Windows", ".status.driftedWindows", "integer", "Consecutive drifted windows."),
             Column("Retraining", ".status.lastRetraining.name", priority=1),

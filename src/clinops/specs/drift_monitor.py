@@ -254,6 +254,11 @@ class RetrainingStatus(SpecModel):
 class DriftMonitorStatus(SpecModel):
     phase: DriftPhase | None = Field(None, description="Pending, Running, Drifted, Retraining or Failed.")
     flink_job: str | None = Field(None, max_length=253, description="Name of the FlinkDeployment running the job.")
+    job_state: str | None = Field(None, max_length=64, description="The Flink job's state as its operator reports it.")
+    model: str | None = Field(None, max_length=253, description="The registered model the deployment serves.")
+    model_version: str | None = Field(
+        None, max_length=32, description="The version whose reference profile the job compares against."
+    )
     last_window: WindowStatus | None = Field(None, description="The newest window's drift.")
     drifted_windows: int | None = Field(None, ge=0, description="Consecutive drifted windows up to lastWindow.")
     last_retraining: RetrainingStatus | None = Field(None, description="The newest retraining this monitor started.")

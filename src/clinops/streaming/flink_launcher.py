@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import importlib.metadata
-import json
 import os
 import re
 import shutil
@@ -19,6 +18,7 @@ from rich.console import Console
 from clinops.config import data_dir, lake_root
 from clinops.config import tracking_uri as configured_tracking_uri
 from clinops.errors import ClinopsError
+from clinops.monitoring.reference import ProfileError, reference_of, registered_version
 from clinops.streaming.flink.cache import JARS_ENV, jar_cache, jars
 
 PYTHON_ENV = "CLINOPS_FLINK_PYTHON"
@@ -123,49 +123,17 @@ def bronze_to_silver(
 
 # --- drift monitor ---------------------------------------------------------------------------------------------
 
-PROFILE_TAG = "clinops.reference_profile"
-MODEL_URI = re.compile(r"^models:/(?P<name>[^/@]+)(?:@(?P<alias>[^/]+)|/(?P<version>\d+))$")
 
-
-def monitor_profile(model_uri: str, tracking_uri: str, target: Path) -> tuple[str, str, list[str]]:
-    """The reference profile of a registered version, restricted to the model's inputs, written to ``target``.
-
-    Returns the model name, the resolved version and its input features. The training run profiles subgroup
-    columns too; the prediction log carries only the model's inputs, so only those are monitored.
-    """
-    import mlflow
-    from mlflow import MlflowClient
-    from mlflow.exceptions import MlflowException
-    from mlflow.models import Model
-
-    from clinops.serving.model import ModelLoadError, resolve_version, signature_features
-
-    match = MODEL_URI.match(model_uri)
-    if match is None:
-        raise FlinkLaunchError(f"--model takes models:/<name>@<alias> or models:/<name>/<version>, not {model_uri!r}")
-    name = match["name"]
-    client = MlflowClient(tracking_uri=tracking_uri, registry_uri=tracking_uri)
+def monitor_profile(model_uri: str, tracking_uri: str, target: Path) -> tuple[str, str]:
+    """The reference profile of the version ``model_uri`` means now, written to ``target``: its name and version."""
     try:
-        pinned = int(match["version"]) if match["version"] else None
-        version = resolve_version(client, name, alias=match["alias"], version=pinned)
-        tags = client.get_model_version(name, version).tags
-        if PROFILE_TAG not in tags:
-            raise FlinkLaunchError(f"models:/{name}/{version} has no {PROFILE_TAG} tag: it was not trained by clinops")
-        profile_file = mlflow.artifacts.download_artifacts(artifact_uri=tags[PROFILE_TAG], tracking_uri=tracking_uri)
-        model_dir = mlflow.artifacts.download_artifacts(
-            artifact_uri=f"models:/{name}/{version}", tracking_uri=tracking_uri, registry_uri=tracking_uri
-        )
-        features = [feature.name for feature in signature_features(Model.load(model_dir).signature)]
-    except (MlflowException, ModelLoadError, OSError) as exc:
-        raise FlinkLaunchError(f"cannot read the reference profile of {model_uri}: {exc}") from exc
-    profile = json.loads(Path(profile_file).read_text())
-    unprofiled = [feature for feature in features if feature not in profile["features"]]
-    if unprofiled:
-        raise FlinkLaunchError(f"models:/{name}/{version}: inputs missing from its profile: {', '.join(unprofiled)}")
-    profile["features"] = {feature: profile["features"][feature] for feature in features}
+        name, version = registered_version(model_uri, tracking_uri)
+        reference = reference_of(name, version, tracking_uri)
+    except ProfileError as exc:
+        raise FlinkLaunchError(str(exc)) from exc
     target.parent.mkdir(parents=True, exist_ok=True)
-    target.write_text(json.dumps(profile))
-    return name, version, features
+    target.write_text(reference.profile_json())
+    return name, version
 
 
 @run_app.command("drift")
@@ -202,7 +170,7 @@ def drift(
         env = job_environment(python)
         uri = tracking_uri or configured_tracking_uri()
         target = data_dir() / "flink" / "profiles" / f"{re.sub(r'[^A-Za-z0-9._-]', '_', model)}.json"
-        name, version, _ = monitor_profile(model, uri, target)
+        name, version = monitor_profile(model, uri, target)
     except FlinkLaunchError as exc:
         console.print(f"error: {exc}", markup=False, highlight=False, soft_wrap=True)
         raise typer.Exit(1) from None
