@@ -104,6 +104,9 @@ def configure(settings: kopf.OperatorSettings, memo: Any, logger: kopf.Logger, *
     # Warnings and failures become Events; at INFO every Deployment status change would post "Handler succeeded".
     settings.posting.level = logging.WARNING
     settings.execution.max_workers = int(env.get("CLINOPS_OPERATOR_WORKERS", DEFAULT_WORKERS))
+    # Scanning lists namespaces and watches CRDs cluster-wide: permissions a namespaced Role does not give. Without
+    # it the CRDs must exist when the operator starts, which an install (CRDs first) guarantees.
+    settings.scanning.disabled = not _flag(env.get("CLINOPS_OPERATOR_SCANNING"), False)
     peering = env.get("CLINOPS_OPERATOR_PEERING")
     # One replica needs no peering; several name a KopfPeering object so that only one of them handles.
     settings.peering.standalone = not peering

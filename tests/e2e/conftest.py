@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 
@@ -10,6 +11,7 @@ from clinops.stack import crds
 from clinops.stack.controlplane import ControlPlane
 from tests.e2e import kfp_fake
 from tests.e2e.kfp_fake import KfpFake
+from tests.e2e.registry import Registry
 
 
 @pytest.fixture(scope="session")
@@ -34,3 +36,13 @@ def kfp_api() -> Iterator[KfpFake]:
     """The loopback fake of the KFP REST API (its real server needs Argo and MySQL), recording every submission."""
     with kfp_fake.serve() as fake:
         yield fake
+
+
+@pytest.fixture
+def registry(tmp_path: Path) -> Iterator[Registry]:
+    import mlflow
+
+    before = mlflow.get_tracking_uri()
+    yield Registry(tmp_path)
+    # The fluent API's tracking URI is process-wide: later tests in this worker must not write to this one.
+    mlflow.set_tracking_uri(before)

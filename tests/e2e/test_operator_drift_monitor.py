@@ -10,8 +10,6 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-import pandas as pd
 import pytest
 import yaml
 from confluent_kafka import Producer
@@ -19,12 +17,11 @@ from kopf.testing import KopfRunner
 from kubernetes import client, config
 from kubernetes.client.exceptions import ApiException
 
-from clinops.monitoring.profile import reference_profile
-from clinops.specs.training_job import Algorithm
 from clinops.stack import crds
 from clinops.stack.controlplane import ControlPlane
 from clinops.stack.kafka import KafkaBroker
 from tests.e2e.kfp_fake import KfpFake
+from tests.e2e.registry import INPUTS, Registry
 
 pytestmark = [
     pytest.mark.e2e,
@@ -35,7 +32,6 @@ pytestmark = [
 ROOT = Path(__file__).parents[2]
 GROUP, VERSION = "clinops.io", "v1alpha1"
 SAMPLES = ROOT / "manifests" / "samples"
-INPUTS = ["heart_rate", "lactate", "age"]
 TIMEOUT_S = 60
 # The FlinkDeployment API on Maven Central (operator 1.10) knows Flink versions up to 1.20.
 BENCH_FLINK_VERSION = "v1_20"
@@ -55,58 +51,6 @@ def namespace(api: client.ApiClient) -> Iterator[str]:
     core.create_namespace(client.V1Namespace(metadata=client.V1ObjectMeta(name=name)))
     yield name
     core.delete_namespace(name)
-
-
-class Registry:
-    """A real MLflow registry (SQLite) holding clinops-trained versions: a model, its profile tag, an alias."""
-
-    def __init__(self, root: Path) -> None:
-        import mlflow
-
-        self.uri = f"sqlite:///{root / 'mlflow.db'}"
-        self.root = root
-        self.model = f"sepsis-{uuid.uuid4().hex[:6]}"
-        mlflow.set_tracking_uri(self.uri)
-        self.experiment = mlflow.create_experiment("clinops/drift-e2e", artifact_location=str(root / "artifacts"))
-
-    def register(self, seed: int) -> tuple[str, dict[str, Any]]:
-        """A new version, made the champion; its reference profile over the model's inputs."""
-        import mlflow
-        from mlflow import MlflowClient
-
-        from clinops.training.steps import PROFILE_ARTIFACT, fit_pipeline, log_registered_model
-
-        rng = np.random.default_rng(seed)
-        frame = pd.DataFrame(
-            {
-                "heart_rate": rng.normal(80, 10, 500),
-                "lactate": rng.lognormal(0.3, 0.6, 500),
-                "age": rng.integers(18, 95, 500).astype(float),
-                "ward": rng.choice(["icu", "general"], 500),
-            }
-        )
-        target = (frame["lactate"] > 1.5).astype(int)
-        with mlflow.start_run(experiment_id=self.experiment) as run:
-            pipeline = fit_pipeline(Algorithm.LOGISTIC_REGRESSION, {"C": 1.0}, frame[INPUTS], target, seed=seed)
-            # As training logs it: the inputs plus a subgroup column the monitor must leave out.
-            mlflow.log_dict(reference_profile(frame), PROFILE_ARTIFACT)
-            version = log_registered_model(pipeline, frame[INPUTS], self.model, Algorithm.LOGISTIC_REGRESSION)
-        registry = MlflowClient(self.uri)
-        registry.set_model_version_tag(
-            self.model, version, "clinops.reference_profile", f"runs:/{run.info.run_id}/{PROFILE_ARTIFACT}"
-        )
-        registry.set_registered_model_alias(self.model, "champion", version)
-        return version, reference_profile(frame[INPUTS])
-
-
-@pytest.fixture
-def registry(tmp_path: Path) -> Iterator[Registry]:
-    import mlflow
-
-    before = mlflow.get_tracking_uri()
-    yield Registry(tmp_path)
-    # The fluent API's tracking URI is process-wide: later tests in this worker must not write to this one.
-    mlflow.set_tracking_uri(before)
 
 
 class Cluster:

@@ -217,3 +217,12 @@ def test_samples_are_valid(path: Path) -> None:
 def test_one_sample_per_kind() -> None:
     kinds = sorted(yaml.safe_load(p.read_text())["kind"] for p in SAMPLES.glob("*.yaml"))
     assert kinds == sorted(RESOURCES)
+
+
+def test_the_operator_rules_file_is_not_stale() -> None:
+    from clinops_operator import rbac
+
+    assert (ROOT / "manifests" / "operator" / rbac.RULES_FILE).read_text() == rbac.rules_text(), "run make crds"
+    for rule in rbac.RULES:
+        assert "*" not in rule["verbs"] + rule["resources"] + rule["apiGroups"]
+        assert "secrets" not in rule["resources"]

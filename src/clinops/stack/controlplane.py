@@ -180,18 +180,23 @@ class ControlPlane:
             path = self.pki / name
             path.write_bytes(content)
             path.chmod(0o600)
+        self.write_kubeconfig(self.kubeconfig, ADMIN_USER, self.admin_token)
+
+    def write_kubeconfig(self, path: Path, user: str, token: str) -> Path:
+        """A kubeconfig that reaches this apiserver as ``user`` with a bearer ``token`` (a ServiceAccount's, say)."""
         config = {
             "apiVersion": "v1",
             "kind": "Config",
             "clusters": [
                 {"name": "bench", "cluster": {"server": self.server, "certificate-authority": str(self.ca_file)}}
             ],
-            "users": [{"name": ADMIN_USER, "user": {"token": self.admin_token}}],
-            "contexts": [{"name": "bench", "context": {"cluster": "bench", "user": ADMIN_USER}}],
+            "users": [{"name": user, "user": {"token": token}}],
+            "contexts": [{"name": "bench", "context": {"cluster": "bench", "user": user}}],
             "current-context": "bench",
         }
-        self.kubeconfig.write_text(yaml.safe_dump(config, sort_keys=False))
-        self.kubeconfig.chmod(0o600)
+        path.write_text(yaml.safe_dump(config, sort_keys=False))
+        path.chmod(0o600)
+        return path
 
     def _launch(self, name: str, command: list[str]) -> ManagedProcess:
         process = ManagedProcess(name, command, self.logs / f"{name}.log")
@@ -312,6 +317,9 @@ class ControlPlane:
                 f"--cidr={POD_CIDR}",
                 "--node-ip=127.0.0.1",
                 f"--server-address=127.0.0.1:{port}",
+                # Heartbeats as node Leases: without them the node lifecycle controller marks every node NotReady
+                # after its grace period (40 s) and kwok never makes the evicted pods Ready again.
+                "--node-lease-duration-seconds=40",
             ],
         )
         kwok.wait_until(lambda: self._http_ok(f"http://127.0.0.1:{port}/healthz"), "a healthy kwok")
