@@ -33,12 +33,18 @@ PLURALS = {
 }
 
 
-def connect() -> client.ApiClient:
-    """A client with the pod's ServiceAccount in a cluster, else the kubeconfig (``KUBECONFIG`` or the default)."""
+def connect(connections: int = 10) -> client.ApiClient:
+    """A client with the pod's ServiceAccount in a cluster, else the kubeconfig (``KUBECONFIG`` or the default).
+
+    ``connections``: one per worker thread, or every thread past the pool's size opens and drops its own.
+    """
+    configuration = client.Configuration()
     if os.environ.get("KUBERNETES_SERVICE_HOST"):
-        config.load_incluster_config()
-        return client.ApiClient()
-    return config.new_client_from_config(config_file=os.environ.get("KUBECONFIG"))
+        config.load_incluster_config(client_configuration=configuration)
+    else:
+        config.load_kube_config(config_file=os.environ.get("KUBECONFIG"), client_configuration=configuration)
+    configuration.connection_pool_maxsize = connections
+    return client.ApiClient(configuration)
 
 
 def _path(api_version: str, kind: str, namespace: str, name: str | None = None) -> str:

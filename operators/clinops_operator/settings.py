@@ -103,7 +103,8 @@ def configure(settings: kopf.OperatorSettings, memo: Any, logger: kopf.Logger, *
     settings.posting.enabled = _flag(env.get("CLINOPS_OPERATOR_EVENTS"), True)
     # Warnings and failures become Events; at INFO every Deployment status change would post "Handler succeeded".
     settings.posting.level = logging.WARNING
-    settings.execution.max_workers = int(env.get("CLINOPS_OPERATOR_WORKERS", DEFAULT_WORKERS))
+    workers = int(env.get("CLINOPS_OPERATOR_WORKERS", DEFAULT_WORKERS))
+    settings.execution.max_workers = workers
     # Scanning lists namespaces and watches CRDs cluster-wide: permissions a namespaced Role does not give. Without
     # it the CRDs must exist when the operator starts, which an install (CRDs first) guarantees.
     settings.scanning.disabled = not _flag(env.get("CLINOPS_OPERATOR_SCANNING"), False)
@@ -114,7 +115,8 @@ def configure(settings: kopf.OperatorSettings, memo: Any, logger: kopf.Logger, *
         settings.peering.name = peering
         settings.peering.mandatory = True
     memo["runtime"] = Runtime(
-        api=k8s.connect(),
+        # Handlers run on kopf's workers, the daemons' blocking calls on asyncio's default pool as well.
+        api=k8s.connect(connections=2 * workers),
         serving=serving_config(env),
         drift=drift_config(env),
         service_monitors=env.get("CLINOPS_SERVICE_MONITORS", "auto").strip().lower(),

@@ -43,8 +43,23 @@ def _service_monitors(run: Runtime) -> bool:
     return k8s.serves(run.api, "monitoring.coreos.com/v1", "ServiceMonitor")
 
 
-def _write_status(run: Runtime, namespace: str, name: str, spec: ModelDeploymentSpec, *, reconciled: bool) -> None:
+def _write_status(
+    run: Runtime,
+    namespace: str,
+    name: str,
+    spec: ModelDeploymentSpec | None,
+    *,
+    reconciled: bool,
+    deployment: Mapping[str, Any] | None = None,
+) -> None:
+    """``deployment``: the server Deployment as an event just delivered it, which spares reading it again; no
+    ``spec``: the object's own, parsed from the same read the status is computed from."""
+
     def compute(current: Mapping[str, Any]) -> dict[str, Any] | None:
+        try:
+            served = spec or parse(name, current.get("spec") or {})
+        except InvalidSpecError:
+            return None
         generation = current["metadata"].get("generation")
         previous = current.get("status") or {}
         if reconciled:
@@ -54,13 +69,13 @@ def _write_status(run: Runtime, namespace: str, name: str, spec: ModelDeployment
             return None
         else:
             observed = previous["observedGeneration"]
-        deployment = k8s.read(run.api, "apps/v1", "Deployment", namespace, child_name(name))
+        rollout = deployment or k8s.read(run.api, "apps/v1", "Deployment", namespace, child_name(name))
         return build.status(
             name=name,
             namespace=namespace,
-            spec=spec,
+            spec=served,
             config=run.serving,
-            deployment=deployment,
+            deployment=rollout,
             observed_generation=observed,
             previous_conditions=conditions_of(current),
             now=now(),
@@ -122,12 +137,4 @@ def deployment_changed(
     owner = _owner(body)
     if owner is None or namespace is None or type == "DELETED":
         return
-    run = runtime(memo)
-    current = k8s.read(run.api, f"{API_GROUP}/{VERSION}", KIND, namespace, owner)
-    if current is None:
-        return
-    try:
-        parsed = parse(owner, current.get("spec") or {})
-    except InvalidSpecError:
-        return
-    _write_status(run, namespace, owner, parsed, reconciled=False)
+    _write_status(runtime(memo), namespace, owner, None, reconciled=False, deployment=dict(body))
