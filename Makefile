@@ -73,11 +73,13 @@ $(CRD_FIXTURES_STAMP): scripts/flink-operator/pom.xml src/clinops/stack/crds.py 
 
 crd-fixtures: $(CRD_FIXTURES_STAMP)
 
-# The CRDs are generated from the spec models (DESIGN §8), the operator's RBAC rules from clinops_operator.rbac;
-# tests/unit/test_crds.py fails when either is stale.
+# The CRDs are generated from the spec models (DESIGN §8), the operator's RBAC rules from clinops_operator.rbac,
+# each also into the charts that ship them; tests/unit/test_crds.py fails when any copy is stale.
 crds: $(CORE_STAMP)
 	$(CORE_ENV)/bin/python -m clinops.specs.crd manifests/crds
+	$(CORE_ENV)/bin/python -m clinops.specs.crd charts/clinops-crds/crds
 	$(CORE_ENV)/bin/python -m clinops_operator.rbac --write manifests/operator
+	$(CORE_ENV)/bin/python -m clinops_operator.rbac --write charts/clinops/files
 
 demo: $(CORE_STAMP)
 	$(CORE_ENV)/bin/clinops demo

@@ -222,7 +222,11 @@ def test_one_sample_per_kind() -> None:
 def test_the_operator_rules_file_is_not_stale() -> None:
     from clinops_operator import rbac
 
-    assert (ROOT / "manifests" / "operator" / rbac.RULES_FILE).read_text() == rbac.rules_text(), "run make crds"
+    for copy in (ROOT / "manifests" / "operator", ROOT / "charts" / "clinops" / "files"):
+        assert (copy / rbac.RULES_FILE).read_text() == rbac.rules_text(), f"{copy} is stale: run make crds"
+    for crd_file in CRDS.glob("*.yaml"):
+        shipped = ROOT / "charts" / "clinops-crds" / "crds" / crd_file.name
+        assert shipped.read_text() == crd_file.read_text(), f"{shipped} is stale: run make crds"
     for rule in rbac.RULES:
         assert "*" not in rule["verbs"] + rule["resources"] + rule["apiGroups"]
         assert "secrets" not in rule["resources"]

@@ -1,0 +1,119 @@
+"""The Helm charts on the real control plane with the bench's helm: lint, strict values, two namespaces under the
+restricted Pod Security Standard, upgrade and uninstall."""
+
+from __future__ import annotations
+
+import subprocess
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+import yaml
+from kubernetes import client, config
+
+from clinops.stack.controlplane import ControlPlane
+from clinops_operator import rbac
+
+pytestmark = pytest.mark.e2e
+
+ROOT = Path(__file__).parents[2]
+CHART, CRDS_CHART = ROOT / "charts" / "clinops", ROOT / "charts" / "clinops-crds"
+RELEASE = "clinops"
+
+
+class Helm:
+    def __init__(self, plane: ControlPlane, home: Path) -> None:
+        self.plane = plane
+        # Helm's caches and settings in the test's directory, never the user's.
+        self.env = {f"HELM_{kind}_HOME": str(home / kind.lower()) for kind in ("CACHE", "CONFIG", "DATA")}
+        self.env["PATH"] = "/usr/bin:/bin"
+
+    def __call__(self, *args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
+        command = [str(self.plane.binary("helm")), "--kubeconfig", str(self.plane.kubeconfig), *args]
+        done = subprocess.run(command, env=self.env, capture_output=True, text=True, timeout=300)
+        if check:
+            assert done.returncode == 0, f"helm {' '.join(args)}:\n{done.stdout}\n{done.stderr}"
+        return done
+
+
+@pytest.fixture
+def helm(control_plane: ControlPlane, tmp_path: Path) -> Helm:
+    return Helm(control_plane, tmp_path)
+
+
+@pytest.fixture
+def api(control_plane: ControlPlane) -> Iterator[client.ApiClient]:
+    with config.new_client_from_config(config_file=str(control_plane.kubeconfig)) as api_client:
+        yield api_client
+
+
+def restricted_namespace(api: client.ApiClient) -> str:
+    """A namespace that admits only pods meeting the restricted Pod Security Standard."""
+    name = f"platform-{uuid.uuid4().hex[:6]}"
+    labels = {
+        "pod-security.kubernetes.io/enforce": "restricted",
+        "pod-security.kubernetes.io/enforce-version": "latest",
+    }
+    client.CoreV1Api(api).create_namespace(client.V1Namespace(metadata=client.V1ObjectMeta(name=name, labels=labels)))
+    return name
+
+
+def test_both_charts_lint_strictly(helm: Helm) -> None:
+    helm("lint", "--strict", str(CHART))
+    helm("lint", "--strict", str(CRDS_CHART))
+
+
+def test_a_typo_in_the_values_fails_before_anything_is_rendered(helm: Helm) -> None:
+    done = helm("template", RELEASE, str(CHART), "--set", "operatr.workers=3", check=False)
+    assert done.returncode != 0
+    assert "operatr" in done.stderr
+    done = helm("template", RELEASE, str(CHART), "--set", "flink.version=2.3", check=False)
+    assert done.returncode != 0
+    assert "flink" in done.stderr
+
+
+def test_the_operator_gets_the_endpoints_it_is_given_and_no_others(helm: Helm) -> None:
+    rendered = helm("template", RELEASE, str(CHART), "-n", "ml", "--set", "endpoints.kafka=kafka:9092").stdout
+    (deployment,) = [doc for doc in yaml.safe_load_all(rendered) if doc and doc["kind"] == "Deployment"]
+    (container,) = deployment["spec"]["template"]["spec"]["containers"]
+    env = {item["name"]: item["value"] for item in container["env"]}
+    assert env["CLINOPS_KAFKA_BOOTSTRAP"] == "kafka:9092"
+    assert "CLINOPS_KFP_ENDPOINT" not in env
+    assert "MLFLOW_TRACKING_URI" not in env
+    assert "--namespace=ml" in container["args"]
+
+
+def test_two_namespaces_install_wait_upgrade_and_uninstall_without_collisions(
+    helm: Helm, api: client.ApiClient
+) -> None:
+    helm("install", "clinops-crds", str(CRDS_CHART))
+    extensions = client.ApiextensionsV1Api(api)
+    first, second = restricted_namespace(api), restricted_namespace(api)
+    core, apps, access = client.CoreV1Api(api), client.AppsV1Api(api), client.RbacAuthorizationV1Api(api)
+    try:
+        # The same release name in both: nothing the chart makes may be cluster-scoped or clash.
+        for namespace in (first, second):
+            helm("install", RELEASE, str(CHART), "-n", namespace, "--wait", "--timeout", "120s")
+        for namespace in (first, second):
+            deployment = apps.read_namespaced_deployment(f"{RELEASE}-operator", namespace)
+            assert deployment.status.ready_replicas == 1
+            role = access.read_namespaced_role(f"{RELEASE}-operator", namespace)
+            assert [rule.resources for rule in role.rules] == [rule["resources"] for rule in rbac.RULES]
+
+        helm("upgrade", RELEASE, str(CHART), "-n", first, "--wait", "--set", "operator.workers=4")
+        (container,) = apps.read_namespaced_deployment(f"{RELEASE}-operator", first).spec.template.spec.containers
+        assert {e.name: e.value for e in container.env}["CLINOPS_OPERATOR_WORKERS"] == "4"
+
+        for namespace in (first, second):
+            helm("uninstall", RELEASE, "-n", namespace, "--wait")
+            assert apps.list_namespaced_deployment(namespace).items == []
+            assert access.list_namespaced_role(namespace).items == []
+            names = [account.metadata.name for account in core.list_namespaced_service_account(namespace).items]
+            assert names == ["default"]
+        helm("uninstall", "clinops-crds")
+        # Helm never deletes what a chart's crds/ installed: the users' resources outlive the release.
+        assert extensions.read_custom_resource_definition("driftmonitors.clinops.io").metadata.name
+    finally:
+        for namespace in (first, second):
+            core.delete_namespace(namespace)
