@@ -27,7 +27,8 @@ class Helm:
         self.plane = plane
         # Helm's caches and settings in the test's directory, never the user's.
         self.env = {f"HELM_{kind}_HOME": str(home / kind.lower()) for kind in ("CACHE", "CONFIG", "DATA")}
-        self.env["PATH"] = "/usr/bin:/bin"
+        # HOME too: kubectl's discovery cache goes to $HOME/.kube, or the working directory when HOME is unset.
+        self.env |= {"PATH": "/usr/bin:/bin", "HOME": str(home)}
 
     def __call__(self, *args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
         command = [str(self.plane.binary("helm")), "--kubeconfig", str(self.plane.kubeconfig), *args]
