@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import logging
-from collections.abc import Mapping
 from typing import Any, Protocol
 
 from clinops.lake.layout import drift_prefix
@@ -120,10 +119,9 @@ class LakeResults:
         pass
 
 
-def source_key(spec: Mapping[str, Any]) -> tuple[str, ...]:
+def source_key(spec: DriftMonitorSpec) -> tuple[str, ...]:
     """What the reader depends on: a spec change to any of it needs a new reader."""
-    source = spec.get("source") or {}
-    return (str(spec.get("deployment")), str(source.get("kind")), str(source.get("resultsTopic")))
+    return spec.deployment, spec.source.kind.value, spec.source.results_topic
 
 
 def open_results(

@@ -149,13 +149,16 @@ def reconcile(
         _write(run, namespace, name, waiting)
         raise kopf.TemporaryError(str(exc), delay=WAIT_DELAY_S) from exc
 
+    # Read once: compute runs again on every conflicting write.
+    job_state = _job_state(run, namespace, name)
+
     def compute(current: Mapping[str, Any]) -> dict[str, Any]:
         status = current.get("status") or {}
         return build.status(
             previous={**status, "flinkJob": build.job_name(name)},
             generation=generation,
             reference=reference,
-            job_state=_job_state(run, namespace, name),
+            job_state=job_state,
             last_window=status.get("lastWindow"),
             drifted_windows=int(status.get("driftedWindows") or 0),
             persistence=parsed.persistence,
@@ -348,7 +351,7 @@ async def watch_results(
             except InvalidSpecError:
                 await stopped.wait(run.drift.poll_interval_s)
                 continue
-            if source != drift_results.source_key(snapshot["spec"]):
+            if source != drift_results.source_key(spec):
                 if reader is not None:
                     await asyncio.to_thread(reader.close)
                 reader = await asyncio.to_thread(
@@ -360,7 +363,7 @@ async def watch_results(
                     bootstrap=run.drift.kafka_bootstrap,
                     lake=run.drift.lake,
                 )
-                source = drift_results.source_key(snapshot["spec"])
+                source = drift_results.source_key(spec)
             records = [] if reader is None else await asyncio.to_thread(reader.read, run.drift.poll_interval_s)
             reference = None
             if time.monotonic() - looked_up >= run.drift.resolve_interval_s:
