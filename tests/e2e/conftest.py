@@ -6,10 +6,12 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from kubernetes import client, config
 
 from clinops.stack import crds
 from clinops.stack.controlplane import ControlPlane
 from tests.e2e import kfp_fake
+from tests.e2e.helm import Helm
 from tests.e2e.kfp_fake import KfpFake
 from tests.e2e.registry import Registry
 
@@ -46,3 +48,16 @@ def registry(tmp_path: Path) -> Iterator[Registry]:
     yield Registry(tmp_path)
     # The fluent API's tracking URI is process-wide: later tests in this worker must not write to this one.
     mlflow.set_tracking_uri(before)
+
+
+@pytest.fixture
+def helm(control_plane: ControlPlane, tmp_path: Path) -> Helm:
+    """The bench's helm on the control plane, its caches and settings in the test's directory."""
+    return Helm(control_plane, tmp_path)
+
+
+@pytest.fixture
+def api(control_plane: ControlPlane) -> Iterator[client.ApiClient]:
+    """An admin client of the control plane; modules that share one across their tests define their own."""
+    with config.new_client_from_config(config_file=str(control_plane.kubeconfig)) as api_client:
+        yield api_client

@@ -3,61 +3,16 @@ restricted Pod Security Standard, upgrade and uninstall."""
 
 from __future__ import annotations
 
-import subprocess
-import uuid
-from collections.abc import Iterator
-from pathlib import Path
-
 import pytest
 import yaml
-from kubernetes import client, config
+from kubernetes import client
 
-from clinops.stack.controlplane import ControlPlane
 from clinops_operator import rbac
+from tests.e2e.helm import CHART, CRDS_CHART, Helm, restricted_namespace
 
 pytestmark = pytest.mark.e2e
 
-ROOT = Path(__file__).parents[2]
-CHART, CRDS_CHART = ROOT / "charts" / "clinops", ROOT / "charts" / "clinops-crds"
 RELEASE = "clinops"
-
-
-class Helm:
-    def __init__(self, plane: ControlPlane, home: Path) -> None:
-        self.plane = plane
-        # Helm's caches and settings in the test's directory, never the user's.
-        self.env = {f"HELM_{kind}_HOME": str(home / kind.lower()) for kind in ("CACHE", "CONFIG", "DATA")}
-        # HOME too: kubectl's discovery cache goes to $HOME/.kube, or the working directory when HOME is unset.
-        self.env |= {"PATH": "/usr/bin:/bin", "HOME": str(home)}
-
-    def __call__(self, *args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
-        command = [str(self.plane.binary("helm")), "--kubeconfig", str(self.plane.kubeconfig), *args]
-        done = subprocess.run(command, env=self.env, capture_output=True, text=True, timeout=300)
-        if check:
-            assert done.returncode == 0, f"helm {' '.join(args)}:\n{done.stdout}\n{done.stderr}"
-        return done
-
-
-@pytest.fixture
-def helm(control_plane: ControlPlane, tmp_path: Path) -> Helm:
-    return Helm(control_plane, tmp_path)
-
-
-@pytest.fixture
-def api(control_plane: ControlPlane) -> Iterator[client.ApiClient]:
-    with config.new_client_from_config(config_file=str(control_plane.kubeconfig)) as api_client:
-        yield api_client
-
-
-def restricted_namespace(api: client.ApiClient) -> str:
-    """A namespace that admits only pods meeting the restricted Pod Security Standard."""
-    name = f"platform-{uuid.uuid4().hex[:6]}"
-    labels = {
-        "pod-security.kubernetes.io/enforce": "restricted",
-        "pod-security.kubernetes.io/enforce-version": "latest",
-    }
-    client.CoreV1Api(api).create_namespace(client.V1Namespace(metadata=client.V1ObjectMeta(name=name, labels=labels)))
-    return name
 
 
 def test_both_charts_lint_strictly(helm: Helm) -> None:

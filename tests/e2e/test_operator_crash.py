@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import os
 import random
-import sys
 import time
 import uuid
 from collections import Counter
@@ -22,6 +20,7 @@ from clinops.stack.kafka import KafkaBroker
 from clinops.stack.process import ManagedProcess, log_tail, poll_until
 from clinops_operator import rbac
 from tests.e2e.kfp_fake import KfpFake
+from tests.e2e.operator_process import operator_process
 from tests.e2e.registry import Registry
 
 pytestmark = [
@@ -62,13 +61,10 @@ def service_account_kubeconfig(plane: ControlPlane, api: client.ApiClient, names
     return plane.write_kubeconfig(path, rbac.SERVICE_ACCOUNT, token.status.token)
 
 
-def operator_process(
+def crashable_operator(
     kubeconfig: Path, namespace: str, log: Path, *, kfp: KfpFake, registry: Registry, broker: KafkaBroker
 ) -> ManagedProcess:
-    """``clinops-operator`` as users run it: a process of its own, so SIGKILL is a real crash."""
     env = {
-        **os.environ,
-        "KUBECONFIG": str(kubeconfig),
         "CLINOPS_KFP_ENDPOINT": kfp.url,
         "MLFLOW_TRACKING_URI": registry.uri,
         "CLINOPS_KAFKA_BOOTSTRAP": broker.bootstrap,
@@ -76,8 +72,7 @@ def operator_process(
         "CLINOPS_TRAINING_POLL_SECONDS": "1",
         "CLINOPS_DRIFT_POLL_SECONDS": "1",
     }
-    command = [str(Path(sys.executable).with_name("clinops-operator")), "--namespace", namespace, "--liveness", ""]
-    return ManagedProcess("operator", command, log, env=env)
+    return operator_process(kubeconfig, namespace, log, env)
 
 
 def _spec(plural: str, index: int, model: str) -> dict[str, Any]:
@@ -103,7 +98,7 @@ def test_ten_crashes_while_thirty_resources_reconcile_leave_each_converged_and_n
     chance = random.Random(seed)
     # Under its own least-privilege Role: a permission it lacks shows up as a resource that never converges.
     kubeconfig = service_account_kubeconfig(control_plane, api, name, tmp_path / "operator.kubeconfig")
-    operator = operator_process(
+    operator = crashable_operator(
         kubeconfig, name, tmp_path / "operator.log", kfp=kfp_api, registry=registry, broker=kafka_broker
     )
     prefixes = {"modeldeployments": "md", "trainingjobs": "tj", "driftmonitors": "dm"}

@@ -6,20 +6,21 @@ from __future__ import annotations
 import json
 import uuid
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager
 from pathlib import Path
 from typing import Any
 
 import pytest
 import yaml
 from confluent_kafka import Producer
-from kopf.testing import KopfRunner
 from kubernetes import client, config
 from kubernetes.client.exceptions import ApiException
 
 from clinops.stack import crds
 from clinops.stack.controlplane import ControlPlane
 from clinops.stack.kafka import KafkaBroker
+from clinops.stack.process import ManagedProcess
+from tests.e2e import operator_process
 from tests.e2e.kfp_fake import KfpFake
 from tests.e2e.registry import INPUTS, Registry
 
@@ -123,7 +124,6 @@ def cluster(control_plane: ControlPlane, api: client.ApiClient, namespace: str) 
     return Cluster(control_plane, api, namespace)
 
 
-@contextmanager
 def running_operator(
     plane: ControlPlane,
     namespace: str,
@@ -132,26 +132,17 @@ def running_operator(
     bootstrap: str,
     kfp: KfpFake | None = None,
     flink_version: str | None = BENCH_FLINK_VERSION,
-) -> Iterator[KopfRunner]:
-    args = ["run", "--standalone", "--namespace", namespace, "-m", "clinops_operator.handlers"]
-    with pytest.MonkeyPatch.context() as env:
-        env.setenv("KUBECONFIG", str(plane.kubeconfig))
-        env.setenv("MLFLOW_TRACKING_URI", tracking_uri)
-        env.setenv("CLINOPS_KAFKA_BOOTSTRAP", bootstrap)
-        env.setenv("CLINOPS_DRIFT_POLL_SECONDS", "0.5")
-        env.setenv("CLINOPS_DRIFT_RESOLVE_SECONDS", "1")
-        env.setenv("CLINOPS_TRAINING_POLL_SECONDS", "0.5")
-        if kfp is not None:
-            env.setenv("CLINOPS_KFP_ENDPOINT", kfp.url)
-        if flink_version is None:
-            env.delenv("CLINOPS_FLINK_VERSION", raising=False)
-        else:
-            env.setenv("CLINOPS_FLINK_VERSION", flink_version)
-        with KopfRunner(args, timeout=90) as runner:
-            yield runner
-    assert runner.exception is None, runner.output
-    assert "Traceback" not in runner.output, runner.output
-    assert runner.exit_code == 0, runner.output
+) -> AbstractContextManager[ManagedProcess]:
+    env = {
+        "MLFLOW_TRACKING_URI": tracking_uri,
+        "CLINOPS_KAFKA_BOOTSTRAP": bootstrap,
+        "CLINOPS_DRIFT_POLL_SECONDS": "0.5",
+        "CLINOPS_DRIFT_RESOLVE_SECONDS": "1",
+        "CLINOPS_TRAINING_POLL_SECONDS": "0.5",
+        "CLINOPS_KFP_ENDPOINT": None if kfp is None else kfp.url,
+        "CLINOPS_FLINK_VERSION": flink_version,
+    }
+    return operator_process.running_operator(plane.kubeconfig, namespace, plane.logs / f"operator-{namespace}.log", env)
 
 
 class Results:

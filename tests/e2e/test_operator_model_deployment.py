@@ -8,12 +8,13 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from kopf.testing import KopfRunner
 from kubernetes import client, config
 from kubernetes.client.exceptions import ApiException
 
 from clinops.stack import crds
 from clinops.stack.controlplane import ControlPlane
+from clinops.stack.process import ManagedProcess
+from tests.e2e.operator_process import running_operator
 
 CRD = Path(__file__).parents[2] / "manifests" / "crds" / "clinops.io_modeldeployments.yaml"
 GROUP, VERSION, PLURAL = "clinops.io", "v1alpha1", "modeldeployments"
@@ -39,20 +40,16 @@ def namespace(control_plane: ControlPlane, api: client.ApiClient) -> Iterator[st
 
 
 @pytest.fixture(scope="module")
-def operator(control_plane: ControlPlane, third_party_crds: list[str], namespace: str) -> Iterator[KopfRunner]:
-    """The operator in this process, watching the test namespace, with the ModelDeployment and ServiceMonitor CRDs."""
+def operator(
+    control_plane: ControlPlane, third_party_crds: list[str], namespace: str, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[ManagedProcess]:
+    """The operator watching the test namespace, with the ModelDeployment and ServiceMonitor CRDs."""
     crds.install(control_plane, [CRD])
-    args = ["run", "--standalone", "--namespace", namespace, "-m", "clinops_operator.handlers"]
-    with pytest.MonkeyPatch.context() as env:
-        env.setenv("KUBECONFIG", str(control_plane.kubeconfig))
-        env.setenv("CLINOPS_SERVING_IMAGE", "clinops-platform:e2e")
-        env.setenv("MLFLOW_TRACKING_URI", "http://mlflow.clinops.svc:5000")
-        with KopfRunner(args, timeout=60) as runner:
-            yield runner
-    assert runner.exception is None, runner.output
-    # Handlers that failed and were retried leave a traceback; the only failure expected is the unservable name's.
-    assert "Traceback" not in runner.output, runner.output
-    assert runner.exit_code == 0, runner.output
+    env = {"CLINOPS_SERVING_IMAGE": "clinops-platform:e2e", "MLFLOW_TRACKING_URI": "http://mlflow.clinops.svc:5000"}
+    log = tmp_path_factory.mktemp("operator") / "operator.log"
+    # The only failure expected is the unservable name's, which is permanent and leaves no traceback.
+    with running_operator(control_plane.kubeconfig, namespace, log, env) as process:
+        yield process
 
 
 def _exists(read: Callable[[], Any]) -> bool:
@@ -142,7 +139,7 @@ class Cluster:
 
 
 @pytest.fixture
-def cluster(control_plane: ControlPlane, api: client.ApiClient, namespace: str, operator: KopfRunner) -> Cluster:
+def cluster(control_plane: ControlPlane, api: client.ApiClient, namespace: str, operator: ManagedProcess) -> Cluster:
     return Cluster(control_plane, api, namespace)
 
 

@@ -5,19 +5,20 @@ from __future__ import annotations
 import json
 import uuid
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager
 from pathlib import Path
 from typing import Any
 
 import pytest
 import yaml
-from kopf.testing import KopfRunner
 from kubernetes import client, config
 from kubernetes.client.exceptions import ApiException
 
 from clinops.specs.training_job import TrainingJobSpec
 from clinops.stack import crds
 from clinops.stack.controlplane import ControlPlane
+from clinops.stack.process import ManagedProcess
+from tests.e2e import operator_process
 from tests.e2e.kfp_fake import KfpFake
 
 pytestmark = pytest.mark.e2e
@@ -45,26 +46,17 @@ def namespace(control_plane: ControlPlane, api: client.ApiClient) -> Iterator[st
     core.delete_namespace(name)
 
 
-@contextmanager
 def running_operator(
     plane: ControlPlane, namespace: str, kfp: KfpFake, *, tracking_uri: str | None = None
-) -> Iterator[KopfRunner]:
-    """The operator in this process, watching the test namespace and submitting to the KFP fake."""
-    args = ["run", "--standalone", "--namespace", namespace, "-m", "clinops_operator.handlers"]
-    with pytest.MonkeyPatch.context() as env:
-        env.setenv("KUBECONFIG", str(plane.kubeconfig))
-        env.setenv("CLINOPS_KFP_ENDPOINT", kfp.url)
-        env.setenv("CLINOPS_TRAINING_POLL_SECONDS", "0.5")
-        if tracking_uri is None:
-            # No tracking server: the operator must not wait for one to tell it the outcome.
-            env.delenv("MLFLOW_TRACKING_URI", raising=False)
-        else:
-            env.setenv("MLFLOW_TRACKING_URI", tracking_uri)
-        with KopfRunner(args, timeout=60) as runner:
-            yield runner
-    assert runner.exception is None, runner.output
-    assert "Traceback" not in runner.output, runner.output
-    assert runner.exit_code == 0, runner.output
+) -> AbstractContextManager[ManagedProcess]:
+    """The operator watching the test namespace and submitting to the KFP fake; its runs share one log."""
+    env = {
+        "CLINOPS_KFP_ENDPOINT": kfp.url,
+        "CLINOPS_TRAINING_POLL_SECONDS": "0.5",
+        # No tracking server: the operator must not wait for one to tell it the outcome.
+        "MLFLOW_TRACKING_URI": tracking_uri,
+    }
+    return operator_process.running_operator(plane.kubeconfig, namespace, plane.logs / f"operator-{namespace}.log", env)
 
 
 class Jobs:
