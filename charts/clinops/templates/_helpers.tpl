@@ -23,3 +23,99 @@ app.kubernetes.io/version: {{ .Chart.AppVersion | quote }}
 app.kubernetes.io/name: clinops-operator
 app.kubernetes.io/instance: {{ .Release.Name | quote }}
 {{- end -}}
+
+{{/* The names of the data services; every one carries the release's fullname, so two releases never clash. */}}
+{{- define "clinops.minioName" -}}
+{{- printf "%s-minio" (include "clinops.fullname" .) -}}
+{{- end -}}
+
+{{- define "clinops.mlflowName" -}}
+{{- printf "%s-mlflow" (include "clinops.fullname" .) -}}
+{{- end -}}
+
+{{- define "clinops.postgresqlName" -}}
+{{- printf "%s-postgresql" (include "clinops.fullname" .) -}}
+{{- end -}}
+
+{{/* The Secret of MinIO's root credentials: the user's own, or the one the chart generates. */}}
+{{- define "clinops.minioRootSecret" -}}
+{{- .Values.minio.auth.existingSecret | default (include "clinops.minioName" .) -}}
+{{- end -}}
+
+{{/* The Secret the platform's workloads read S3 credentials from (AWS_* keys, so it serves as an envFrom source). */}}
+{{- define "clinops.s3ClientSecret" -}}
+{{- printf "%s-s3-client" (include "clinops.fullname" .) -}}
+{{- end -}}
+
+{{- define "clinops.postgresqlSecret" -}}
+{{- .Values.postgresql.auth.existingSecret | default (include "clinops.postgresqlName" .) -}}
+{{- end -}}
+
+{{- define "clinops.mlflowAuthSecret" -}}
+{{- .Values.mlflow.auth.existingSecret | default (printf "%s-auth" (include "clinops.mlflowName" .)) -}}
+{{- end -}}
+
+{{/* In-cluster URLs of the chart's services, the defaults of the matching endpoints. */}}
+{{- define "clinops.minioUrl" -}}
+{{- printf "http://%s.%s.svc:%d" (include "clinops.minioName" .) .Release.Namespace (int .Values.minio.service.apiPort) -}}
+{{- end -}}
+
+{{- define "clinops.mlflowUrl" -}}
+{{- printf "http://%s.%s.svc:%d" (include "clinops.mlflowName" .) .Release.Namespace (int .Values.mlflow.service.port) -}}
+{{- end -}}
+
+{{/* The endpoints the operator is given: an explicit value wins, else the chart's own service when it runs one. */}}
+{{- define "clinops.endpoint.mlflow" -}}
+{{- if .Values.endpoints.mlflow -}}{{ .Values.endpoints.mlflow }}{{- else if .Values.mlflow.enabled -}}{{ include "clinops.mlflowUrl" . }}{{- end -}}
+{{- end -}}
+
+{{- define "clinops.endpoint.s3" -}}
+{{- if .Values.endpoints.s3 -}}{{ .Values.endpoints.s3 }}{{- else if .Values.minio.enabled -}}{{ include "clinops.minioUrl" . }}{{- end -}}
+{{- end -}}
+
+{{- define "clinops.endpoint.lake" -}}
+{{- if .Values.endpoints.lake -}}{{ .Values.endpoints.lake }}{{- else if .Values.minio.enabled -}}{{ printf "s3://%s" .Values.minio.buckets.lake }}{{- end -}}
+{{- end -}}
+
+{{/* Selector labels of a chart component: name = the component, instance = the release. */}}
+{{- define "clinops.selector" -}}
+app.kubernetes.io/name: {{ .name }}
+app.kubernetes.io/instance: {{ .context.Release.Name | quote }}
+{{- end -}}
+
+{{/*
+A generated secret value that survives upgrades: the value already in the cluster when there is one, a fresh random
+one otherwise. Called with (dict "context" $ "secret" name "key" key "length" n).
+*/}}
+{{- define "clinops.keptSecretValue" -}}
+{{- $found := lookup "v1" "Secret" .context.Release.Namespace .secret -}}
+{{- if and $found $found.data (hasKey $found.data .key) -}}
+{{- index $found.data .key | b64dec -}}
+{{- else -}}
+{{- randAlphaNum (int .length) -}}
+{{- end -}}
+{{- end -}}
+
+{{/* The container securityContext of the restricted Pod Security Standard. */}}
+{{- define "clinops.restrictedContainer" -}}
+allowPrivilegeEscalation: false
+capabilities:
+  drop: ["ALL"]
+readOnlyRootFilesystem: true
+runAsNonRoot: true
+seccompProfile:
+  type: RuntimeDefault
+{{- end -}}
+
+{{- define "clinops.image.of" -}}
+{{- printf "%s:%s" .repository .tag -}}
+{{- end -}}
+
+{{/* MLflow's image: the platform image unless one is named, so the server's MLflow is the clients' own. */}}
+{{- define "clinops.mlflowImage" -}}
+{{- if .Values.mlflow.image.repository -}}
+{{- printf "%s:%s" .Values.mlflow.image.repository (required "mlflow.image.tag is required with mlflow.image.repository" .Values.mlflow.image.tag) -}}
+{{- else -}}
+{{- include "clinops.image" . -}}
+{{- end -}}
+{{- end -}}
