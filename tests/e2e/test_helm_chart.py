@@ -3,12 +3,15 @@ restricted Pod Security Standard, upgrade and uninstall."""
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 import yaml
 from kubernetes import client
 
 from clinops_operator import rbac
 from tests.e2e.helm import CHART, CRDS_CHART, Helm, restricted_namespace
+from tests.e2e.volumes import local_volumes
 
 pytestmark = pytest.mark.e2e
 
@@ -30,10 +33,27 @@ def test_a_typo_in_the_values_fails_before_anything_is_rendered(helm: Helm) -> N
 
 
 def test_the_operator_gets_the_endpoints_it_is_given_and_no_others(helm: Helm) -> None:
-    rendered = helm("template", RELEASE, str(CHART), "-n", "ml", "--set", "endpoints.kafka=kafka:9092").stdout
+    # Without the chart's own MinIO and MLflow, only the endpoints given are set.
+    rendered = helm(
+        "template",
+        RELEASE,
+        str(CHART),
+        "-n",
+        "ml",
+        "--set",
+        "endpoints.kafka=kafka:9092",
+        "--set",
+        "minio.enabled=false",
+        "--set",
+        "mlflow.enabled=false",
+        "--set",
+        "postgresql.enabled=false",
+    ).stdout
     (deployment,) = [doc for doc in yaml.safe_load_all(rendered) if doc and doc["kind"] == "Deployment"]
     (container,) = deployment["spec"]["template"]["spec"]["containers"]
     env = {item["name"]: item["value"] for item in container["env"]}
+    assert "AWS_ACCESS_KEY_ID" not in env
+    assert "CLINOPS_LAKE" not in env
     assert env["CLINOPS_KAFKA_BOOTSTRAP"] == "kafka:9092"
     assert "CLINOPS_KFP_ENDPOINT" not in env
     assert "MLFLOW_TRACKING_URI" not in env
@@ -41,35 +61,46 @@ def test_the_operator_gets_the_endpoints_it_is_given_and_no_others(helm: Helm) -
 
 
 def test_two_namespaces_install_wait_upgrade_and_uninstall_without_collisions(
-    helm: Helm, api: client.ApiClient
+    helm: Helm, api: client.ApiClient, tmp_path: Path
 ) -> None:
     helm("install", "clinops-crds", str(CRDS_CHART))
     extensions = client.ApiextensionsV1Api(api)
     first, second = restricted_namespace(api), restricted_namespace(api)
+    core = client.CoreV1Api(api)
+    # The chart's MinIO and PostgreSQL claim a volume each, in each namespace (default sizes).
+    with local_volumes(api, tmp_path / "volumes", count=4, size="100Gi") as storage_class:
+        try:
+            _install_upgrade_uninstall(helm, api, (first, second), storage_class)
+        finally:
+            for namespace in (first, second):
+                core.delete_namespace(namespace)
+    helm("uninstall", "clinops-crds")
+    # Helm never deletes what a chart's crds/ installed: the users' resources outlive the release.
+    assert extensions.read_custom_resource_definition("driftmonitors.clinops.io").metadata.name
+
+
+def _install_upgrade_uninstall(
+    helm: Helm, api: client.ApiClient, namespaces: tuple[str, str], storage_class: str
+) -> None:
     core, apps, access = client.CoreV1Api(api), client.AppsV1Api(api), client.RbacAuthorizationV1Api(api)
-    try:
-        # The same release name in both: nothing the chart makes may be cluster-scoped or clash.
-        for namespace in (first, second):
-            helm("install", RELEASE, str(CHART), "-n", namespace, "--wait", "--timeout", "120s")
-        for namespace in (first, second):
-            deployment = apps.read_namespaced_deployment(f"{RELEASE}-operator", namespace)
-            assert deployment.status.ready_replicas == 1
-            role = access.read_namespaced_role(f"{RELEASE}-operator", namespace)
-            assert [rule.resources for rule in role.rules] == [rule["resources"] for rule in rbac.RULES]
+    storage = [f"--set={component}.persistence.storageClass={storage_class}" for component in ("minio", "postgresql")]
+    first = namespaces[0]
+    # The same release name in both: nothing the chart makes may be cluster-scoped or clash.
+    for namespace in namespaces:
+        helm("install", RELEASE, str(CHART), "-n", namespace, "--wait", "--timeout", "180s", *storage)
+    for namespace in namespaces:
+        deployment = apps.read_namespaced_deployment(f"{RELEASE}-operator", namespace)
+        assert deployment.status.ready_replicas == 1
+        role = access.read_namespaced_role(f"{RELEASE}-operator", namespace)
+        assert [rule.resources for rule in role.rules] == [rule["resources"] for rule in rbac.RULES]
 
-        helm("upgrade", RELEASE, str(CHART), "-n", first, "--wait", "--set", "operator.workers=4")
-        (container,) = apps.read_namespaced_deployment(f"{RELEASE}-operator", first).spec.template.spec.containers
-        assert {e.name: e.value for e in container.env}["CLINOPS_OPERATOR_WORKERS"] == "4"
+    helm("upgrade", RELEASE, str(CHART), "-n", first, "--wait", *storage, "--set", "operator.workers=4")
+    (container,) = apps.read_namespaced_deployment(f"{RELEASE}-operator", first).spec.template.spec.containers
+    assert {e.name: e.value for e in container.env}["CLINOPS_OPERATOR_WORKERS"] == "4"
 
-        for namespace in (first, second):
-            helm("uninstall", RELEASE, "-n", namespace, "--wait")
-            assert apps.list_namespaced_deployment(namespace).items == []
-            assert access.list_namespaced_role(namespace).items == []
-            names = [account.metadata.name for account in core.list_namespaced_service_account(namespace).items]
-            assert names == ["default"]
-        helm("uninstall", "clinops-crds")
-        # Helm never deletes what a chart's crds/ installed: the users' resources outlive the release.
-        assert extensions.read_custom_resource_definition("driftmonitors.clinops.io").metadata.name
-    finally:
-        for namespace in (first, second):
-            core.delete_namespace(namespace)
+    for namespace in namespaces:
+        helm("uninstall", RELEASE, "-n", namespace, "--wait", "--timeout", "180s")
+        assert apps.list_namespaced_deployment(namespace).items == []
+        assert access.list_namespaced_role(namespace).items == []
+        names = [account.metadata.name for account in core.list_namespaced_service_account(namespace).items]
+        assert names == ["default"]
