@@ -73,6 +73,7 @@ def drift_config(env: dict[str, str]) -> DriftConfig:
         image=env.get("CLINOPS_FLINK_IMAGE", env.get("CLINOPS_SERVING_IMAGE", DEFAULT_SERVING_IMAGE)),
         flink_version=env.get("CLINOPS_FLINK_VERSION", DEFAULT_FLINK_VERSION),
         jar_uri=env.get("CLINOPS_FLINK_JAR", DEFAULT_FLINK_JAR),
+        python=env.get("CLINOPS_FLINK_PYTHON", DriftConfig.python),
         image_pull_policy=env.get("CLINOPS_SERVING_IMAGE_PULL_POLICY", "IfNotPresent"),
         service_account=env.get("CLINOPS_FLINK_SERVICE_ACCOUNT", "flink"),
         kafka_bootstrap=env.get("CLINOPS_KAFKA_BOOTSTRAP") or None,

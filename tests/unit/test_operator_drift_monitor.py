@@ -43,6 +43,8 @@ def test_the_job_reads_the_mounted_profile_of_the_pinned_version_with_its_own_gr
     # Flink 2.x spells the state directories differently from 1.x.
     assert configuration["execution.checkpointing.dir"] == "s3://clinops-flink/checkpoints/icu/watch"
     assert "state.checkpoints.dir" not in configuration
+    # The driver and its Python workers run the image's stream env, not whatever `python` PATH finds first.
+    assert configuration["python.client.executable"] == configuration["python.executable"] == CONFIG.python
     assert job["metadata"]["annotations"][build.PROFILE_DIGEST] == build.digest(REFERENCE)
 
 

@@ -51,6 +51,8 @@ class DriftConfig:
     image: str
     flink_version: str
     jar_uri: str
+    # The stream env's interpreter in the image: its PATH leads to the core env, which has no PyFlink.
+    python: str = "/opt/clinops/.venv-flink/bin/python"
     image_pull_policy: str = "IfNotPresent"
     service_account: str = "flink"
     kafka_bootstrap: str | None = None
@@ -152,6 +154,8 @@ def flink_deployment(
         container["envFrom"] = [{"secretRef": {"name": config.env_secret}}]
     flink_configuration = {
         "taskmanager.numberOfTaskSlots": str(spec.flink.parallelism),
+        "python.client.executable": config.python,
+        "python.executable": config.python,
         **_state_dirs(name=name, namespace=namespace, spec=spec, config=config),
     }
     if config.s3_endpoint:
