@@ -56,3 +56,14 @@ runAsNonRoot: true
 seccompProfile:
   type: RuntimeDefault
 {{- end -}}
+
+{{/* Fails on a Kafka sizing no write could succeed under; both Kafka templates call it, whichever renders first. */}}
+{{- define "clinops.kafkaSizing" -}}
+{{- $kafka := .Values.kafka -}}
+{{- if gt (int $kafka.replicationFactor) (int $kafka.replicas) -}}
+{{- fail (printf "kafka.replicationFactor (%d) cannot exceed kafka.replicas (%d)" (int $kafka.replicationFactor) (int $kafka.replicas)) -}}
+{{- end -}}
+{{- if gt (int $kafka.minInsyncReplicas) (int $kafka.replicationFactor) -}}
+{{- fail (printf "kafka.minInsyncReplicas (%d) cannot exceed kafka.replicationFactor (%d): no write could be acknowledged" (int $kafka.minInsyncReplicas) (int $kafka.replicationFactor)) -}}
+{{- end -}}
+{{- end -}}
