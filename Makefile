@@ -31,10 +31,18 @@ include scripts/k8s/versions.env
 K8S_CACHE := $(CACHE)/k8s-$(KUBERNETES_VERSION)
 K8S_STAMP := $(K8S_CACHE)/.built
 # Third-party CRDs the operator writes to (FlinkDeployment from Maven Central, ServiceMonitor and PrometheusRule from
-# the prometheus-operator Go module), fetched into the cache at the pins of clinops.stack.crds: e2e fixtures only.
+# the prometheus-operator Go module) and the chart renders (PodMonitor; Strimzi's Kafka, KafkaNodePool and KafkaTopic
+# generated from io.strimzi:api on Maven Central), fetched into the cache at the pins of clinops.stack.crds: e2e
+# fixtures only.
 CRD_FIXTURES_STAMP := $(CACHE)/.crd-fixtures
+# promtool from Debian's prometheus package (the distribution's build, no Go toolchain run), for `promtool test
+# rules` over the chart's alerts. The pin is the bookworm package's version: a point release that replaces it makes
+# the download fail loudly rather than test with another promtool.
+PROMETHEUS_DEB_VERSION := 2.42.0+ds-5+deb12u1
+PROMTOOL := $(CACHE)/promtool-$(PROMETHEUS_DEB_VERSION)/promtool
+export CLINOPS_PROMTOOL := $(PROMTOOL)
 
-.PHONY: demo test test-unit test-integration test-e2e lint bench env clean stack stream-env flink-jars controlplane crds crd-fixtures
+.PHONY: demo test test-unit test-integration test-e2e lint bench env clean stack stream-env flink-jars controlplane crds crd-fixtures promtool
 .DEFAULT_GOAL := demo
 
 $(UV):
@@ -67,11 +75,24 @@ $(K8S_STAMP): scripts/k8s/versions.env scripts/k8s/gen_wrapper.py
 
 controlplane: $(K8S_STAMP)
 
-$(CRD_FIXTURES_STAMP): scripts/flink-operator/pom.xml src/clinops/stack/crds.py | $(CORE_STAMP)
+$(CRD_FIXTURES_STAMP): scripts/flink-operator/pom.xml scripts/strimzi/pom.xml src/clinops/stack/crds.py | $(CORE_STAMP)
 	$(CORE_ENV)/bin/python -m clinops.stack.crds
 	touch $@
 
 crd-fixtures: $(CRD_FIXTURES_STAMP)
+
+# apt-get download needs no root, only a package index that lists the pin; the index is refreshed once if it does not.
+$(PROMTOOL):
+	rm -rf $(@D).partial && mkdir -p $(@D).partial
+	cd $(@D).partial && { apt-get download prometheus=$(PROMETHEUS_DEB_VERSION) \
+	  || { apt-get update -qq && apt-get download prometheus=$(PROMETHEUS_DEB_VERSION); }; }
+	dpkg-deb -x $(@D).partial/prometheus_*.deb $(@D).partial/root
+	mv $(@D).partial/root/usr/bin/promtool $(@D).partial/promtool
+	rm -rf $(@D).partial/root $(@D).partial/*.deb
+	$(@D).partial/promtool --version >/dev/null
+	rm -rf $(@D) && mv $(@D).partial $(@D)
+
+promtool: $(PROMTOOL)
 
 # The CRDs are generated from the spec models (DESIGN §8), the operator's RBAC rules from clinops_operator.rbac,
 # each also into the charts that ship them; tests/unit/test_crds.py fails when any copy is stale.
@@ -89,7 +110,7 @@ lint: $(CORE_STAMP)
 	$(CORE_ENV)/bin/ruff format --check src operators pipelines tests benchmarks
 	$(CORE_ENV)/bin/mypy
 
-test: lint $(STREAM_STAMP) $(FLINK_STAMP) $(K8S_STAMP) $(CRD_FIXTURES_STAMP)
+test: lint $(STREAM_STAMP) $(FLINK_STAMP) $(K8S_STAMP) $(CRD_FIXTURES_STAMP) $(PROMTOOL)
 	$(CORE_ENV)/bin/pytest
 
 test-unit: $(CORE_STAMP)
@@ -98,7 +119,7 @@ test-unit: $(CORE_STAMP)
 test-integration: $(CORE_STAMP) $(STREAM_STAMP) $(FLINK_STAMP)
 	$(CORE_ENV)/bin/pytest -m integration || [ $$? -eq 5 ]  # 5: the tier has no tests yet
 
-test-e2e: $(CORE_STAMP) $(K8S_STAMP) $(CRD_FIXTURES_STAMP)
+test-e2e: $(CORE_STAMP) $(K8S_STAMP) $(CRD_FIXTURES_STAMP) $(PROMTOOL)
 	$(CORE_ENV)/bin/pytest -m e2e || [ $$? -eq 5 ]  # 5: the tier has no tests yet
 
 # Kafka, MinIO and an MLflow server on MinIO in the foreground; prints the exports to use them; Ctrl-C stops all.

@@ -34,6 +34,13 @@ def third_party_crds(control_plane: ControlPlane) -> list[str]:
 
 
 @pytest.fixture(scope="session")
+def chart_crds(control_plane: ControlPlane) -> list[str]:
+    """Every third-party CRD the clinops chart renders resources of (Strimzi's generated from its API classes, the
+    prometheus-operator's, FlinkDeployment), installed and Established."""
+    return crds.install(control_plane, crds.chart_crds())
+
+
+@pytest.fixture(scope="session")
 def kfp_api() -> Iterator[KfpFake]:
     """The loopback fake of the KFP REST API (its real server needs Argo and MySQL), recording every submission."""
     with kfp_fake.serve() as fake:

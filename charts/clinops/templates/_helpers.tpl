@@ -77,6 +77,11 @@ app.kubernetes.io/instance: {{ .Release.Name | quote }}
 {{- if .Values.endpoints.lake -}}{{ .Values.endpoints.lake }}{{- else if .Values.minio.enabled -}}{{ printf "s3://%s" .Values.minio.buckets.lake }}{{- end -}}
 {{- end -}}
 
+{{/* Strimzi names the bootstrap Service of Kafka <name> "<name>-kafka-bootstrap"; 9092 is the chart's plain listener. */}}
+{{- define "clinops.endpoint.kafka" -}}
+{{- if .Values.endpoints.kafka -}}{{ .Values.endpoints.kafka }}{{- else if include "clinops.kafkaPresent" . -}}{{ printf "%s-kafka-bootstrap:9092" (include "clinops.kafkaName" .) }}{{- end -}}
+{{- end -}}
+
 {{/* Selector labels of a chart component: name = the component, instance = the release. */}}
 {{- define "clinops.selector" -}}
 app.kubernetes.io/name: {{ .name }}

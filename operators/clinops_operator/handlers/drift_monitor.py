@@ -16,7 +16,7 @@ from clinops.monitoring.reference import ProfileError, Reference, reference_of, 
 from clinops.specs.common import API_GROUP
 from clinops.specs.drift_monitor import DriftMonitorSpec, DriftPhase
 from clinops.specs.model_deployment import ModelDeploymentSpec
-from clinops_operator import drift_results, k8s
+from clinops_operator import drift_results, k8s, metrics
 from clinops_operator.builders import drift_monitor as build
 from clinops_operator.builders.common import InvalidSpecError, name_problem, now, parse_spec
 from clinops_operator.settings import Runtime, runtime
@@ -116,6 +116,7 @@ def _write(run: Runtime, namespace: str, name: str, status: Mapping[str, Any]) -
 @kopf.on.resume(API_GROUP, VERSION, PLURAL)
 @kopf.on.create(API_GROUP, VERSION, PLURAL)
 @kopf.on.update(API_GROUP, VERSION, PLURAL, field="spec")
+@metrics.reconciled(KIND)
 def reconcile(
     name: str, namespace: str | None, spec: kopf.Spec, body: kopf.Body, memo: Any, logger: kopf.Logger, **_: Any
 ) -> None:

@@ -10,7 +10,7 @@ import kopf
 from clinops.specs.common import API_GROUP
 from clinops.specs.model_deployment import ModelDeploymentSpec
 from clinops.specs.status import DeploymentPhase
-from clinops_operator import k8s
+from clinops_operator import k8s, metrics
 from clinops_operator.builders import model_deployment as build
 from clinops_operator.builders.common import (
     MANAGED_BY,
@@ -87,6 +87,7 @@ def _write_status(
 @kopf.on.resume(API_GROUP, VERSION, PLURAL)
 @kopf.on.create(API_GROUP, VERSION, PLURAL)
 @kopf.on.update(API_GROUP, VERSION, PLURAL, field="spec")
+@metrics.reconciled(KIND)
 def reconcile(
     name: str,
     namespace: str | None,

@@ -12,7 +12,7 @@ import kopf
 from clinops.specs.common import API_GROUP
 from clinops.specs.status import TrainingPhase
 from clinops.specs.training_job import TrainingJobSpec
-from clinops_operator import k8s, kfp_api
+from clinops_operator import k8s, kfp_api, metrics
 from clinops_operator.builders import training_job as build
 from clinops_operator.builders.common import InvalidSpecError, conditions_of, now, parse_spec
 from clinops_operator.settings import Runtime, runtime
@@ -91,6 +91,7 @@ def _run_name(body: Mapping[str, Any]) -> str:
 @kopf.on.resume(API_GROUP, VERSION, PLURAL)
 @kopf.on.create(API_GROUP, VERSION, PLURAL)
 @kopf.on.update(API_GROUP, VERSION, PLURAL, field="spec")
+@metrics.reconciled(KIND)
 def reconcile(
     name: str,
     namespace: str | None,

@@ -30,7 +30,23 @@ PROMETHEUS_OPERATOR_MODULE = "github.com/prometheus-operator/prometheus-operator
 PROMETHEUS_OPERATOR_CRDS = (
     "example/prometheus-operator-crd/monitoring.coreos.com_servicemonitors.yaml",
     "example/prometheus-operator-crd/monitoring.coreos.com_prometheusrules.yaml",
+    "example/prometheus-operator-crd/monitoring.coreos.com_podmonitors.yaml",
 )
+# The operator writes ServiceMonitors and PrometheusRules; the chart also PodMonitors (pods no Service fronts).
+OPERATOR_MONITORING_KINDS = ("servicemonitors", "prometheusrules")
+STRIMZI_VERSION = "0.48.0"
+# Strimzi publishes no CRD files to Maven Central, only its model classes (io.strimzi:api) and, up to 0.45.0, the
+# generator its release build runs over them. The 0.45.0 generator renders the 0.48.0 classes whole but for the
+# one annotation added since, @CelValidation: the fixtures lack two CEL rules (metricsConfig of type
+# jmxPrometheusExporter needs valueFrom; Cruise Control's metrics type), which the chart always satisfies.
+STRIMZI_CRD_GENERATOR_VERSION = "0.45.0"
+STRIMZI_POM = Path(__file__).resolve().parents[3] / "scripts" / "strimzi" / "pom.xml"
+# The kinds the chart renders, each model class to the file the generator writes its CRD to.
+STRIMZI_KINDS = {
+    "io.strimzi.api.kafka.model.kafka.Kafka": "kafkas.kafka.strimzi.io.yaml",
+    "io.strimzi.api.kafka.model.nodepool.KafkaNodePool": "kafkanodepools.kafka.strimzi.io.yaml",
+    "io.strimzi.api.kafka.model.topic.KafkaTopic": "kafkatopics.kafka.strimzi.io.yaml",
+}
 
 
 def flink_deployment_crd(version: str = FLINK_OPERATOR_VERSION) -> Path:
@@ -98,15 +114,18 @@ def _module_dir(module: str, version: str) -> Path:
     return Path(answer["Dir"])
 
 
-def prometheus_operator_crds(version: str = PROMETHEUS_OPERATOR_VERSION) -> list[Path]:
-    """The ServiceMonitor and PrometheusRule CRDs from the prometheus-operator Go module."""
+def prometheus_operator_crds(
+    version: str = PROMETHEUS_OPERATOR_VERSION, kinds: Iterable[str] = OPERATOR_MONITORING_KINDS
+) -> list[Path]:
+    """CRDs of the prometheus-operator Go module by plural (ServiceMonitor and PrometheusRule unless told)."""
     home = cache_root() / f"prometheus-operator-{version}"
-    crds = [home / Path(entry).name for entry in PROMETHEUS_OPERATOR_CRDS]
-    if all(crd.is_file() for crd in crds):
-        return crds
+    cached = [home / Path(entry).name for entry in PROMETHEUS_OPERATOR_CRDS]
+    wanted = [crd for kind in kinds for crd in cached if crd.name == f"monitoring.coreos.com_{kind}.yaml"]
+    if all(crd.is_file() for crd in cached):
+        return wanted
     with _exclusive(home):
-        if all(crd.is_file() for crd in crds):
-            return crds
+        if all(crd.is_file() for crd in cached):
+            return wanted
         source = _module_dir(PROMETHEUS_OPERATOR_MODULE, version)
         staging = home.with_name(f"{home.name}.partial")
         shutil.rmtree(staging, ignore_errors=True)
@@ -116,12 +135,74 @@ def prometheus_operator_crds(version: str = PROMETHEUS_OPERATOR_VERSION) -> list
                 raise StackError(f"{PROMETHEUS_OPERATOR_MODULE}@{version} has no {entry}")
             shutil.copyfile(source / entry, staging / Path(entry).name)
         _publish(staging, home)
+    return wanted
+
+
+def strimzi_crds(version: str = STRIMZI_VERSION, generator: str = STRIMZI_CRD_GENERATOR_VERSION) -> list[Path]:
+    """Kafka, KafkaNodePool and KafkaTopic CRDs generated from Strimzi's ``io.strimzi:api`` classes."""
+    home = cache_root() / f"strimzi-{version}"
+    crds = [home / name for name in STRIMZI_KINDS.values()]
+    if all(crd.is_file() for crd in crds):
+        return crds
+    with _exclusive(home):
+        if all(crd.is_file() for crd in crds):
+            return crds
+        if not STRIMZI_POM.is_file():
+            raise StackError(f"{STRIMZI_POM} not found: the Strimzi CRDs are generated from the source tree")
+        staging = home.with_name(f"{home.name}.partial")
+        shutil.rmtree(staging, ignore_errors=True)
+        classpath = staging / "classpath"
+        _run(
+            [
+                "mvn",
+                "-q",
+                "-B",
+                "-f",
+                str(STRIMZI_POM),
+                "initialize",
+                f"-Dstrimzi.version={version}",
+                f"-Dstrimzi.crd-generator.version={generator}",
+                f"-Dstrimzi.cache={classpath}",
+            ],
+            f"fetching io.strimzi:api {version} and crd-generator {generator} from Maven Central",
+        )
+        # The flags of Strimzi's own build for its install files: apiextensions v1 CRDs serving v1beta2.
+        _run(
+            [
+                "java",
+                "-cp",
+                f"{classpath}/*",
+                "io.strimzi.crdgenerator.CrdGenerator",
+                "--label",
+                "app:strimzi",
+                "--label",
+                "strimzi.io/crd-install:true",
+                "--target-kube",
+                "1.16+",
+                "--crd-api-version",
+                "v1",
+                "--api-versions",
+                "v1beta2",
+                "--storage-version",
+                "v1beta2",
+                "--yaml",
+                *(f"{model}={staging / name}" for model, name in STRIMZI_KINDS.items()),
+            ],
+            f"generating the Strimzi {version} CRDs",
+        )
+        shutil.rmtree(classpath)
+        _publish(staging, home)
     return crds
 
 
 def third_party_crds() -> list[Path]:
     """FlinkDeployment, ServiceMonitor and PrometheusRule CRDs, fetched on first use."""
     return [flink_deployment_crd(), *prometheus_operator_crds()]
+
+
+def chart_crds() -> list[Path]:
+    """Every third-party CRD the clinops chart renders resources of: the operator's, PodMonitor and Strimzi's."""
+    return [*third_party_crds(), *prometheus_operator_crds(kinds=("podmonitors",)), *strimzi_crds()]
 
 
 def established(plane: ControlPlane, name: str) -> bool:
@@ -147,7 +228,7 @@ def install(plane: ControlPlane, paths: Iterable[Path], *, timeout: float = 60.0
 
 if __name__ == "__main__":
     try:
-        for path in third_party_crds():
+        for path in chart_crds():
             print(path)
     except StackError as exc:
         sys.exit(f"error: {exc}")
