@@ -16,18 +16,25 @@ from clinops.monitoring.bins import bin_index_rules, counts_from_rows, window_co
 from clinops.monitoring.drift import drift_report
 from clinops.monitoring.profile import reference_profile
 from clinops.streaming.flink.drift_sql import (
+    EDGES_PER_OPERATOR,
     MAX_DOUBLE,
+    TESTS_PER_OPERATOR,
     Binning,
     DriftSpec,
     add_drift_parser,
+    block_search,
+    block_size,
     categorical_cell,
     cell_expression,
     cell_offsets,
+    count_true,
     decode_cells,
     double_literal,
     drift_options,
+    edge_search,
     interval,
     numeric_cell,
+    opaque,
     statements,
     window_bounds,
 )
@@ -36,22 +43,29 @@ from clinops.streaming.flink.silver_sql import SourceKind
 RNG = np.random.default_rng(7)
 TOKEN = re.compile(
     r"\s*(?:(?P<number>-?\d+(?:\.\d+)?(?:E-?\d+)?)|(?P<text>U&'(?:[^']|'')*'|'(?:[^']|'')*')"
-    r"|(?P<column>`[^`]+`)|(?P<op><=|>=|<|=)|(?P<word>[A-Z]+))"
+    r"|(?P<column>`[^`]+`)|(?P<op><=|>=|<|=|\+|\*|\[|\])|(?P<word>[A-Z_]+))"
 )
+COMPARISONS = {
+    "<": lambda a, b: a < b,
+    "<=": lambda a, b: a <= b,
+    ">=": lambda a, b: a >= b,
+    "=": lambda a, b: a == b,
+}
 
 
-class SqlCase:
-    """Evaluates the generated cell expressions as Flink would: a small interpreter of the SQL they are made of.
+class SqlExpr:
+    """Evaluates the generated expressions as Flink would: a small interpreter of the SQL they are made of.
 
-    Grammar: ``CASE (WHEN cond THEN expr)+ ELSE expr END | integer``; ``cond`` joins ``column IS NULL`` and
-    ``column op literal`` with AND / OR. A comparison with NULL is unknown and NaN compares false (Java doubles),
-    so conditions hold only when true, as in SQL.
+    Grammar: sums and products of integers, literals, columns, 1-based ``array[index]`` (NULL past either end) and
+    ``CASE (WHEN cond THEN expr)+ [ELSE expr] END``; ``cond`` joins ``expr IS NULL`` and ``expr op expr`` with AND /
+    OR. NULL propagates through arithmetic and comparisons, NaN compares false (Java doubles), and a condition
+    holds only when true, as in SQL. Columns take their values from the environment, by name.
     """
 
     def __init__(self, sql: str) -> None:
         self.tokens: list[tuple[str, str]] = []
         position = 0
-        while position < len(sql):
+        while position < len(sql.rstrip()):
             match = TOKEN.match(sql, position)
             assert match is not None, f"unexpected SQL at {sql[position : position + 40]!r}"
             kind = match.lastgroup
@@ -59,75 +73,104 @@ class SqlCase:
             self.tokens.append((kind, match.group(kind)))
             position = match.end()
         self.position = 0
+        self.env: dict[str, Any] = {}
+
+    def _peek(self) -> tuple[str, str]:
+        return self.tokens[self.position] if self.position < len(self.tokens) else ("end", "")
 
     def _next(self) -> tuple[str, str]:
-        token = self.tokens[self.position]
+        token = self._peek()
         self.position += 1
         return token
 
-    def _expect(self, word: str) -> None:
-        assert self._next() == ("word", word)
+    def _expect(self, kind: str, text: str) -> None:
+        assert self._next() == (kind, text)
 
-    def evaluate(self, value: Any) -> int:
+    def evaluate(self, **env: Any) -> Any:
         self.position = 0
-        result = self._expr(value)
+        self.env = {f"`{name}`": value for name, value in env.items()}
+        result = self._sum()
         assert self.position == len(self.tokens)
         return result
 
-    def _expr(self, value: Any) -> int:
+    def _sum(self) -> Any:
+        total = self._product()
+        while self._peek() == ("op", "+"):
+            self._next()
+            right = self._product()
+            total = None if total is None or right is None else total + right
+        return total
+
+    def _product(self) -> Any:
+        total = self._postfix()
+        while self._peek() == ("op", "*"):
+            self._next()
+            right = self._postfix()
+            total = None if total is None or right is None else total * right
+        return total
+
+    def _postfix(self) -> Any:
+        value = self._primary()
+        while self._peek() == ("op", "["):
+            self._next()
+            index = self._sum()
+            self._expect("op", "]")
+            value = value[index - 1] if value is not None and index is not None and 1 <= index <= len(value) else None
+        return value
+
+    def _primary(self) -> Any:
         kind, text = self._next()
         if kind == "number":
-            return int(text)
+            return int(text) if re.fullmatch(r"-?\d+", text) else float(text)
+        if kind == "text":
+            return _literal(text)
+        if kind == "column":
+            return self.env[text]
         assert (kind, text) == ("word", "CASE")
-        chosen: int | None = None
-        while self.tokens[self.position] == ("word", "WHEN"):
+        chosen: Any = None
+        decided = False
+        while self._peek() == ("word", "WHEN"):
             self._next()
-            holds = self._condition(value)
-            self._expect("THEN")
-            branch = self._expr(value)  # every branch is parsed, so the token stream stays in step
-            if chosen is None and holds:
-                chosen = branch
-        self._expect("ELSE")
-        otherwise = self._expr(value)
-        self._expect("END")
-        return otherwise if chosen is None else chosen
+            holds = self._condition()
+            self._expect("word", "THEN")
+            branch = self._sum()  # every branch is parsed, so the token stream stays in step
+            if not decided and holds:
+                chosen, decided = branch, True
+        otherwise = None
+        if self._peek() == ("word", "ELSE"):
+            self._next()
+            otherwise = self._sum()
+        self._expect("word", "END")
+        return chosen if decided else otherwise
 
-    def _condition(self, value: Any) -> bool:
-        holds = self._conjunction(value)
-        while self.tokens[self.position] == ("word", "OR"):
+    def _condition(self) -> bool:
+        holds = self._conjunction()
+        while self._peek() == ("word", "OR"):
             self._next()
-            holds = self._conjunction(value) or holds
+            holds = self._conjunction() or holds
         return holds
 
-    def _conjunction(self, value: Any) -> bool:
-        holds = self._atom(value)
-        while self.tokens[self.position] == ("word", "AND"):
+    def _conjunction(self) -> bool:
+        holds = self._atom()
+        while self._peek() == ("word", "AND"):
             self._next()
-            holds = self._atom(value) and holds
+            holds = self._atom() and holds
         return holds
 
-    def _atom(self, value: Any) -> bool:
-        kind, _ = self._next()
-        assert kind == "column"
-        if self.tokens[self.position] == ("word", "IS"):
+    def _atom(self) -> bool:
+        left = self._sum()
+        if self._peek() == ("word", "IS"):
             self._next()
-            self._expect("NULL")
-            return value is None
+            self._expect("word", "NULL")
+            return left is None
         _, op = self._next()
-        kind, text = self._next()
-        literal = _literal(kind, text)
-        if value is None:
+        right = self._sum()
+        if left is None or right is None:
             return False
-        if isinstance(literal, str):
-            assert op == "="
-            return bool(value == literal)
-        return bool({"<": value < literal, ">=": value >= literal, "<=": value <= literal}[op])
+        return bool(COMPARISONS[op](left, right))
 
 
-def _literal(kind: str, text: str) -> float | str:
-    if kind == "number":
-        return float(text)  # Java's parser and Python's both round the decimal text to the nearest double
-    assert kind == "text"
+def _literal(text: str) -> str:
     if text.startswith("U&"):
         units = re.sub(r"\\([0-9a-f]{4})", lambda m: chr(int(m.group(1), 16)), text[3:-1].replace("''", "'"))
         return units.encode("utf-16-be", "surrogatepass").decode("utf-16-be")  # pairs of escapes, one character
@@ -143,18 +186,29 @@ def json_text(value: Any) -> str | None:
     return str(value)
 
 
+def search(edges: list[float], value: float) -> int:
+    """Edges <= a DOUBLE NOT NULL value by the job's two levels: the block, then the edges within it."""
+    block = SqlExpr(block_search("`v`", edges)).evaluate(v=value) if edges else 0
+    if not edges:
+        return 0
+    position: int = SqlExpr(edge_search("`v`", "`e`", "`b`", len(edges))).evaluate(v=value, e=edges, b=block)
+    return position
+
+
 def sql_counts(frame: pd.DataFrame, profile: dict[str, Any]) -> dict[str, Any]:
     """Counts as the job computes them: each row's cell by the generated SQL, counted per cell, then decoded."""
     rules = bin_index_rules(profile)
     offsets = cell_offsets(rules)
     cells: Counter[int] = Counter()
     for name, rule in rules.items():
-        case = SqlCase(cell_expression("`x`", rule, offsets[name]))
+        cell = SqlExpr(cell_expression("`x`", "`p`", rule, offsets[name]))
         for value in frame[name].astype(object):
             if rule["kind"] == "numeric":
-                cells[case.evaluate(None if value is None or value is pd.NA else float(value))] += 1
+                # The job reads a null number as NaN (a DOUBLE NOT NULL).
+                number = math.nan if value is None or value is pd.NA else float(value)
+                cells[cell.evaluate(x=number, p=search(rule["edges"], number))] += 1
             else:
-                cells[case.evaluate(json_text(value))] += 1
+                cells[cell.evaluate(x=json_text(value), p=None)] += 1
     return counts_from_rows(decode_cells(list(cells), list(cells.values()), rules), profile)
 
 
@@ -179,27 +233,35 @@ finite = st.floats(min_value=-1e6, max_value=1e6, allow_nan=False, allow_infinit
 
 @settings(max_examples=200, deadline=None)
 @given(
-    st.lists(finite, min_size=0, max_size=70, unique=True).map(sorted),
-    st.lists(st.one_of(finite, st.none(), st.sampled_from([math.nan, math.inf, -math.inf])), max_size=40),
+    st.lists(finite, min_size=1, max_size=70, unique=True).map(sorted),
+    st.lists(st.one_of(finite, st.sampled_from([math.nan, math.inf, -math.inf])), max_size=40),
     st.integers(min_value=0, max_value=5000),
 )
-def test_binary_search_case_is_searchsorted(edges: list[float], values: list[float | None], offset: int) -> None:
+def test_two_level_search_is_searchsorted(edges: list[float], values: list[float], offset: int) -> None:
     missing = len(edges) + 1
-    case = SqlCase(numeric_cell("`v`", edges, missing, offset))
+    cell = SqlExpr(numeric_cell("`v`", "`p`", missing, offset))
     for value in [*values, *edges, *(np.nextafter(e, -math.inf) for e in edges)]:
-        expected = missing if value is None or not math.isfinite(value) else np.searchsorted(edges, value, "right")
-        assert case.evaluate(value) == offset + expected
+        expected = missing if not math.isfinite(value) else np.searchsorted(edges, value, "right")
+        assert cell.evaluate(v=value, p=search(edges, value)) == offset + expected
 
 
-def test_search_depth_is_logarithmic() -> None:
+def test_each_level_tests_about_sqrt_edges_in_log_depth() -> None:
     edges = sorted(RNG.normal(0, 1, 540))
-    sql = numeric_cell("`v`", edges, len(edges) + 1)
-    depth = max_depth = 0
-    for token in re.findall(r"\bCASE\b|\bEND\b", sql):
-        depth += 1 if token == "CASE" else -1
-        max_depth = max(max_depth, depth)
-    assert max_depth <= math.ceil(math.log2(len(edges) + 1)) + 1
-    assert sql.count(" < ") == len(edges)
+    size = block_size(len(edges))
+    assert size * size > len(edges)
+    for sql in (block_search("`v`", edges), edge_search("`v`", "`e`", "`b`", len(edges))):
+        depth = max_depth = 0
+        for token in re.findall(r"\bCASE\b|\bEND\b", sql):
+            depth += 1 if token == "CASE" else -1
+            max_depth = max(max_depth, depth)
+        assert max_depth <= math.ceil(math.log2(size)) + 1
+        assert sql.count(" WHEN ") < size
+    assert count_true([]) == "0"
+
+
+def test_edge_arrays_are_hidden_from_constant_folding() -> None:
+    # RAND_INTEGER(1) draws from [0, 1): the array, always, from an expression the planner does not fold.
+    assert opaque("ARRAY[1.0E0]") == "CASE WHEN RAND_INTEGER(1) = 0 THEN ARRAY[1.0E0] END"
 
 
 @settings(max_examples=100, deadline=None)
@@ -209,15 +271,15 @@ def test_search_depth_is_logarithmic() -> None:
 )
 def test_categorical_case_matches_pandas_text(categories: list[str], values: list[str | None]) -> None:
     k = len(categories)
-    case = SqlCase(categorical_cell("`c`", categories, k, k + 1, 10))
+    case = SqlExpr(categorical_cell("`c`", categories, k, k + 1, 10))
     for value in [*values, *categories]:
         expected = k + 1 if value is None else categories.index(value) if value in categories else k
-        assert case.evaluate(value) == 10 + expected
+        assert case.evaluate(c=value) == 10 + expected
 
 
 def test_json_booleans_land_in_pandas_categories() -> None:
-    case = SqlCase(categorical_cell("`c`", ["False", "True"], 2, 3))
-    assert [case.evaluate(v) for v in ["false", "true", "False", "True", "yes", None]] == [0, 1, 0, 1, 2, 3]
+    case = SqlExpr(categorical_cell("`c`", ["False", "True"], 2, 3))
+    assert [case.evaluate(c=v) for v in ["false", "true", "False", "True", "yes", None]] == [0, 1, 0, 1, 2, 3]
 
 
 def test_window_counts_equal_the_sql_rule_on_a_profiled_frame() -> None:
@@ -282,19 +344,26 @@ def spec(**changes: Any) -> DriftSpec:
     return DriftSpec(**{**options, **changes})
 
 
-def test_each_feature_gets_its_own_operator_and_one_window_count() -> None:
+def test_searches_run_in_bounded_operators_and_one_window_count() -> None:
     job = statements(spec(window_seconds=300, model_version="3"))
-    assert [name for name, _ in job.views] == ["drift_flat", "drift_cells", "drift_counts"]
+    names = [name for name, _ in job.views]
+    assert names[0] == "drift_flat"
+    assert names[-2:] == ["drift_cells", "drift_counts"]
+    searches = names[1:-2]
+    # Projections, each behind a boundary the planner keeps: blocks, then arrays, then positions.
+    assert searches == [f"drift_search_{i}{suffix}" for i in range(2) for suffix in ("", "_boundary")]
     views = dict(job.views)
     # Features reach their operators as plain columns, read once per event by the UNNEST boundary.
     numeric_as_nan = "COALESCE(`e`.`features`.`hr`, CAST('NaN' AS DOUBLE))"
     assert f"UNNEST(ARRAY[ROW({numeric_as_nan}, `e`.`features`.`band`)])" in views["drift_flat"]
     assert "`model_version` = '3'" in views["drift_flat"]
-    branches = views["drift_cells"].split(" UNION ALL ")
-    assert len(branches) == 2
-    assert all("`features`" not in branch for branch in branches)
-    assert "`__v0` < " in branches[0]
-    assert "`__v1` = 'a'" in branches[1]
+    assert all("`features`" not in views[name] for name in searches)
+    assert "AS `__b0`" in views["drift_search_0"]
+    assert "RAND_INTEGER(1) = 0 THEN ARRAY[" in views["drift_search_0"]
+    assert "`__e0`[`__b0` * " in views["drift_search_1"]
+    assert "`__e0`" not in views["drift_search_1_boundary"]  # arrays stop where they are read
+    assert "UNNEST(ARRAY[`s`.`__v0`])" in views["drift_search_1_boundary"]
+    assert "`s`.`__v1` = 'a'" in views["drift_cells"]
     assert views["drift_counts"].count("GROUP BY `window_start`, `window_end`, `window_time`, `cell`") == 1
     assert "INTERVAL '0 00:05:00' DAY TO SECOND" in views["drift_counts"]
     assert "GROUP BY TUMBLE(`window_time`, INTERVAL '0 00:05:00' DAY TO SECOND)" in job.insert
@@ -302,6 +371,18 @@ def test_each_feature_gets_its_own_operator_and_one_window_count() -> None:
     assert "'path' = 'file:///lake/bronze/predictions'" in source
     assert "WATERMARK FOR `event_time` AS TO_TIMESTAMP_LTZ(-62135596800000, 3)" in source
     assert "'path' = 'file:///lake/drift/risk'" in sink
+
+
+def test_features_split_into_operators_within_budgets() -> None:
+    edges = [float(i) for i in range(500)]
+    rules = {f"x{i}": {"kind": "numeric", "edges": edges, "missing": 501, "size": 502} for i in range(20)}
+    views = dict(statements(DriftSpec(rules=rules, deployment="d", lake_uri="file:///l")).views)
+    searches = [sql for name, sql in views.items() if name.startswith("drift_search_") and "boundary" not in name]
+    for sql in searches:
+        assert sql.count(" WHEN ") <= TESTS_PER_OPERATOR + 20  # and the opaque arrays' one each
+        assert sql.count("E0, ") + sql.count("E1, ") + sql.count("E2, ") <= EDGES_PER_OPERATOR
+    positions = set(re.findall(r"AS `__p(\d+)`", " ".join(searches)))
+    assert positions == {str(i) for i in range(20)}
 
 
 def test_kafka_source_and_sink() -> None:

@@ -216,8 +216,8 @@ def drift_spec(options: DriftOptions, profile: Mapping[str, Any]) -> DriftSpec:
 def _config(options: DriftOptions) -> dict[str, str]:
     config = {
         "pipeline.name": f"clinops drift {options.deployment}",
-        # Each feature's search is one operator of ~5k generated lines: splitting them into methods (Flink's
-        # default above 4,000 characters) costs minutes of parsing and is not needed under the JVM's 64 KB limit.
+        # drift_sql cuts the searches into operators sized for the JVM; Flink's own method splitting (its default
+        # above 4,000 characters) parsed the former per-feature CASE trees for minutes, and stays off.
         "table.generated-code.max-length": str(GENERATED_CODE_MAX_LENGTH),
     }
     if options.metrics_port:

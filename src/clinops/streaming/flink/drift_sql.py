@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import bisect
+import math
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -23,6 +24,12 @@ MAX_DOUBLE = 1.7976931348623157e308
 # A watermark that never passes an event: over files (no time order) every window fires when the input ends.
 # JSON booleans reach a STRING column as true/false; the profile holds pandas' text of them.
 BOOLEAN_TEXT = {"True": "true", "False": "false"}
+
+
+# Per operator of the search: the JIT compiles no method over 8,000 bytes of bytecode (a test is ~50), and a literal
+# array costs its operator's constructor ~15 bytes an element, where a JVM method holds 64 KB.
+TESTS_PER_OPERATOR = 120
+EDGES_PER_OPERATOR = 4000
 
 
 class Binning(StrEnum):
@@ -105,21 +112,62 @@ def decode_cells(
     return rows
 
 
-def numeric_cell(column: str, edges: Sequence[float], missing: int, offset: int = 0) -> str:
-    """``offset + bin`` of a DOUBLE column: a binary search over the edges as nested CASEs (depth log2 of the edges).
+def edges_array(edges: Sequence[float]) -> str:
+    """The edges as an ARRAY literal: Flink builds a literal array once, when its operator is created."""
+    return f"ARRAY[{', '.join(double_literal(e) for e in edges)}]"
 
-    Each comparison ``v < edges[mid]`` halves the candidate bins ``lo..hi``; bin = number of edges <= v.
+
+def opaque(constant: str) -> str:
+    """``constant`` as the planner cannot see it: RAND_INTEGER(1) is always 0, but not a constant to the planner.
+
+    The planner substitutes a constant column into every expression that reads it, through any boundary, and
+    Flink builds a literal array once per use; hidden, the array is built once and each use reads the column.
     """
-    literals = [double_literal(e) for e in edges]
+    return f"CASE WHEN RAND_INTEGER(1) = 0 THEN {constant} END"
+
+
+def block_size(size: int) -> int:
+    """Edges per block of a two-level search over ``size`` edges: blocks and edges per block both ~sqrt(size)."""
+    return math.isqrt(size) + 1
+
+
+def count_true(tests: Sequence[str]) -> str:
+    """How many of ``tests`` hold, given they hold for a prefix only: a binary search as nested CASEs.
+
+    A test that is NULL (an index past an array's end) counts as false, as SQL's CASE takes it.
+    """
 
     def search(lo: int, hi: int) -> str:
         if lo == hi:
-            return str(offset + lo)
-        mid = (lo + hi) // 2
-        return f"CASE WHEN {column} < {literals[mid]} THEN {search(lo, mid)} ELSE {search(mid + 1, hi)} END"
+            return str(lo)
+        mid = (lo + hi + 1) // 2
+        return f"CASE WHEN {tests[mid - 1]} THEN {search(mid, hi)} ELSE {search(lo, mid - 1)} END"
 
-    bounds = f"{column} >= {double_literal(-MAX_DOUBLE)} AND {column} <= {double_literal(MAX_DOUBLE)}"
-    return f"CASE WHEN {bounds} THEN {search(0, len(literals))} ELSE {offset + missing} END"
+    return search(0, len(tests))
+
+
+def block_search(value: str, edges: Sequence[float]) -> str:
+    """The block of ``value``: how many block-closing edges (every ``block_size``-th) are <= it."""
+    size = block_size(len(edges))
+    return count_true([f"{value} >= {double_literal(edges[j * size - 1])}" for j in range(1, len(edges) // size + 1)])
+
+
+def edge_search(value: str, array: str, block: str, edges: int) -> str:
+    """Number of edges <= ``value`` (``bisect_right``), from its block: the block's start plus the block's edges
+    <= it, read from the ``array`` column of all ``edges`` edges (1-based; past the end reads NULL)."""
+    size = block_size(edges)
+    start = f"{block} * {size}"
+    return f"{start} + {count_true([f'{array}[{start} + {i}] <= {value}' for i in range(1, size)])}"
+
+
+def in_range(value: str) -> str:
+    """True for a finite DOUBLE; null, NaN and ±inf fail both comparisons."""
+    return f"{value} >= {double_literal(-MAX_DOUBLE)} AND {value} <= {double_literal(MAX_DOUBLE)}"
+
+
+def numeric_cell(value: str, position: str, missing: int, offset: int = 0) -> str:
+    """``offset + bin`` of a DOUBLE column whose search ended at ``position``; a value not finite is missing."""
+    return f"CASE WHEN {in_range(value)} THEN {offset} + {position} ELSE {offset + missing} END"
 
 
 def categorical_cell(column: str, categories: Sequence[str], other: int, missing: int, offset: int = 0) -> str:
@@ -139,11 +187,12 @@ def feature_column(name: str) -> str:
     return f"`features`.{quote(name.replace('`', '``'))}"
 
 
-def cell_expression(column: str, rule: Mapping[str, Any], offset: int) -> str:
-    """``offset + bin`` of ``column`` (a DOUBLE or STRING expression) by the feature's bin rule."""
+def cell_expression(value: str, position: str, rule: Mapping[str, Any], offset: int) -> str:
+    """``offset + bin`` of ``value`` (a DOUBLE or STRING expression) by the feature's bin rule; ``position`` is where
+    a numeric feature's search ended."""
     if rule["kind"] == "numeric":
-        return numeric_cell(column, rule["edges"], rule["missing"], offset)
-    return categorical_cell(column, rule["categories"], rule["other"], rule["missing"], offset)
+        return numeric_cell(value, position, rule["missing"], offset)
+    return categorical_cell(value, rule["categories"], rule["other"], rule["missing"], offset)
 
 
 def _feature_type(rule: Mapping[str, Any]) -> str:
@@ -226,16 +275,32 @@ class JobStatements:
     insert: str
 
 
-def _column_prefix(spec: DriftSpec) -> str:
-    """A prefix no feature name starts with: Calcite resolves a bare name to a field of the features ROW too."""
-    prefix = "__v"
+@dataclass(frozen=True)
+class Columns:
+    """The plain columns the views give feature ``fid``: its value, block, edges and number of edges <= the value."""
+
+    prefix: str
+
+    def value(self, fid: int) -> str:
+        return f"`{self.prefix}v{fid}`"
+
+    def block(self, fid: int) -> str:
+        return f"`{self.prefix}b{fid}`"
+
+    def edges(self, fid: int) -> str:
+        return f"`{self.prefix}e{fid}`"
+
+    def position(self, fid: int) -> str:
+        return f"`{self.prefix}p{fid}`"
+
+
+def columns(spec: DriftSpec) -> Columns:
+    """Columns under a prefix no feature name starts with: Calcite resolves a bare name to a field of the features
+    ROW too."""
+    prefix = "__"
     while any(name.startswith(prefix) for name in spec.rules):
         prefix = "_" + prefix
-    return prefix
-
-
-def _column(prefix: str, fid: int) -> str:
-    return f"`{prefix}{fid}`"
+    return Columns(prefix)
 
 
 def _flat_value(name: str, rule: Mapping[str, Any]) -> str:
@@ -245,18 +310,110 @@ def _flat_value(name: str, rule: Mapping[str, Any]) -> str:
     return f"COALESCE({column}, CAST('NaN' AS DOUBLE))" if rule["kind"] == "numeric" else column
 
 
-def _flat_view(spec: DriftSpec) -> str:
-    """Each monitored feature as a plain column ``__v<i>``: the one row a correlated UNNEST of the features emits.
+def _flat_view(spec: DriftSpec, cols: Columns) -> str:
+    """Each monitored feature as a plain column: the one row a correlated UNNEST of the features emits.
 
     Flink re-reads a nested field at every use, and a search reads its value at every level; the UNNEST is an
-    operator boundary, so each feature's operator reads a plain column instead (an uncorrelated UNNEST would be
-    a join and drop the event-time attribute).
+    operator boundary, so later operators read a plain column instead (an uncorrelated UNNEST would be a join and
+    drop the event-time attribute).
     """
     values = ", ".join(_flat_value(name, rule) for name, rule in spec.rules.items())
-    columns = ", ".join(_column(_column_prefix(spec), fid) for fid in range(len(spec.rules)))
+    names = ", ".join(cols.value(fid) for fid in range(len(spec.rules)))
     return (
-        f"SELECT `event_time`, {columns} FROM `predictions` AS `e` "
-        f"CROSS JOIN UNNEST(ARRAY[ROW({values})]) AS `b` ({columns}) WHERE {_filters(spec)}"
+        f"SELECT `event_time`, {names} FROM `predictions` AS `e` "
+        f"CROSS JOIN UNNEST(ARRAY[ROW({values})]) AS `b` ({names}) WHERE {_filters(spec)}"
+    )
+
+
+def _searched(spec: DriftSpec) -> dict[int, list[float]]:
+    """The edges of each numeric feature that has any, by feature id."""
+    return {
+        fid: list(rule["edges"])
+        for fid, rule in enumerate(spec.rules.values())
+        if rule["kind"] == "numeric" and rule["edges"]
+    }
+
+
+def _chunks(costs: Mapping[int, Sequence[int]], budgets: Sequence[int]) -> list[list[int]]:
+    """Feature ids in runs whose costs add up to at most each budget (a feature over one runs alone)."""
+    chunks: list[list[int]] = []
+    totals = [0] * len(budgets)
+    for fid, cost in costs.items():
+        if not chunks or any(total + c > budget for total, c, budget in zip(totals, cost, budgets, strict=True)):
+            chunks.append([])
+            totals = [0] * len(budgets)
+        chunks[-1].append(fid)
+        totals = [total + c for total, c in zip(totals, cost, strict=True)]
+    return chunks
+
+
+def _barrier(source: str, carried: Sequence[str]) -> str:
+    """``source``'s ``carried`` columns behind a correlated UNNEST of one element, an operator boundary.
+
+    The planner merges consecutive projections into one operator, which would put every feature's search into one
+    method (and inline an array column at each of its uses); it keeps an UNNEST as an operator of its own.
+    """
+    kept = ", ".join(f"`s`.{name}" for name in carried)
+    return f"SELECT {kept} FROM {quote(source)} AS `s` CROSS JOIN UNNEST(ARRAY[`s`.{carried[1]}]) AS `b` (`x`)"
+
+
+def _search_views(spec: DriftSpec, cols: Columns, source: str) -> list[tuple[str, str]]:
+    """Views that give each numeric feature its number of edges <= the value, in two levels of ~sqrt(edges) each.
+
+    First the value's block, by a search over every ``block_size``-th edge written as literals; then the edges
+    within that block, read from a literal array indexed by the block. Each level is a binary search as nested
+    CASEs over ~sqrt(edges) tests, in projections (which read each input column once, where an UNNEST's
+    expressions re-read it at every use). Features go into projections in runs within ``TESTS_PER_OPERATOR`` tests
+    and ``EDGES_PER_OPERATOR`` literal edges, each run behind a boundary: every operator's method stays small
+    enough for the JIT, which leaves methods over 8,000 bytes of bytecode interpreted (one CASE tree over all
+    ~500 edges of a feature ran to ~5,000 generated lines).
+    """
+    searched = _searched(spec)
+    carried = ["`event_time`", *(cols.value(fid) for fid in range(len(spec.rules)))]
+    blocks = {fid: [len(edges) // block_size(len(edges))] for fid, edges in searched.items()}
+    stages = [
+        [(block_search(cols.value(fid), searched[fid]), cols.block(fid)) for fid in chunk]
+        for chunk in _chunks(blocks, [TESTS_PER_OPERATOR])
+    ]
+    # Within a block there are block_size - 1 edges to test; the block's array holds all the edges.
+    costs = {fid: [block_size(len(edges)) - 1, len(edges)] for fid, edges in searched.items()}
+    edge_chunks = _chunks(costs, [TESTS_PER_OPERATOR, EDGES_PER_OPERATOR])
+    for chunk in edge_chunks:
+        # The arrays come in as columns from the stage before, behind a boundary: a column is read once, where a
+        # literal at each of its uses would be built once per use; the arrays are references, never copied.
+        stages[-1] += [(opaque(edges_array(searched[fid])), cols.edges(fid)) for fid in chunk]
+        stages.append(
+            [
+                (edge_search(cols.value(fid), cols.edges(fid), cols.block(fid), len(searched[fid])), cols.position(fid))
+                for fid in chunk
+            ]
+        )
+    views: list[tuple[str, str]] = []
+    arrays: list[str] = []
+    for index, stage in enumerate(stages):
+        # Arrays are read by the next stage only; carrying them further would copy them at every boundary.
+        projected = [name for name in carried if name not in arrays]
+        name = f"drift_search_{index}"
+        columns_sql = ", ".join([*projected, *(f"{expression} AS {column}" for expression, column in stage)])
+        views.append((name, f"SELECT {columns_sql} FROM {quote(source)}"))
+        carried = [*projected, *(column for _, column in stage)]
+        arrays = [column for _, column in stage if column.startswith(f"`{cols.prefix}e")]
+        views.append((f"{name}_boundary", _barrier(name, carried)))
+        source = f"{name}_boundary"
+    return views
+
+
+def _cells_view(spec: DriftSpec, cols: Columns, source: str) -> str:
+    """Every feature's cell of an event, one row each (a correlated UNNEST of one array per event)."""
+    offsets = cell_offsets(spec.rules)
+    searched = _searched(spec)
+    cells = []
+    for fid, (name, rule) in enumerate(spec.rules.items()):
+        position = f"`s`.{cols.position(fid)}" if fid in searched else "0"
+        cells.append(cell_expression(f"`s`.{cols.value(fid)}", position, rule, offsets[name]))
+    return (
+        f"SELECT `s`.`event_time`, `c`.`cell` FROM {quote(source)} AS `s` "
+        f"CROSS JOIN UNNEST(ARRAY[{', '.join(cells)}]) AS `c` (`cell`)"
     )
 
 
@@ -278,18 +435,13 @@ def _count_views(spec: DriftSpec, window: str) -> list[tuple[str, str]]:
             f"CROSS JOIN UNNEST({BINS_UDF}({args})) AS `c` (`cell`) WHERE {_filters(spec)}"
         )
         return [("drift_cells", cells), ("drift_counts", _counts("drift_cells", window))]
-    offsets = cell_offsets(spec.rules)
-    prefix = _column_prefix(spec)
-    # One SELECT per feature, so each feature's search compiles into an operator of its own: Flink writes ~10 Java
-    # lines per comparison, and one operator holding every feature's tree takes minutes to plan and overflows a JVM
-    # method. One window aggregation counts them all (one per feature would split managed memory too thin).
-    branches = [
-        f"SELECT `event_time`, {cell_expression(_column(prefix, fid), rule, offsets[name])} AS `cell` FROM `drift_flat`"
-        for fid, (name, rule) in enumerate(spec.rules.items())
-    ]
+    cols = columns(spec)
+    searches = _search_views(spec, cols, "drift_flat")
+    last = searches[-1][0] if searches else "drift_flat"
     return [
-        ("drift_flat", _flat_view(spec)),
-        ("drift_cells", " UNION ALL ".join(branches)),
+        ("drift_flat", _flat_view(spec, cols)),
+        *searches,
+        ("drift_cells", _cells_view(spec, cols, last)),
         ("drift_counts", _counts("drift_cells", window)),
     ]
 
