@@ -74,6 +74,10 @@ def drift_config(env: dict[str, str]) -> DriftConfig:
         flink_version=env.get("CLINOPS_FLINK_VERSION", DEFAULT_FLINK_VERSION),
         jar_uri=env.get("CLINOPS_FLINK_JAR", DEFAULT_FLINK_JAR),
         python=env.get("CLINOPS_FLINK_PYTHON", DriftConfig.python),
+        # Empty turns the reporter off.
+        metrics_port=int(port)
+        if (port := env.get("CLINOPS_FLINK_METRICS_PORT", str(DriftConfig.metrics_port)))
+        else None,
         image_pull_policy=env.get("CLINOPS_SERVING_IMAGE_PULL_POLICY", "IfNotPresent"),
         service_account=env.get("CLINOPS_FLINK_SERVICE_ACCOUNT", "flink"),
         kafka_bootstrap=env.get("CLINOPS_KAFKA_BOOTSTRAP") or None,

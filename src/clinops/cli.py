@@ -368,6 +368,9 @@ def ingest(
         float, typer.Option(min=0.01, help="…or when its first record is this many seconds old.")
     ] = 5.0,
     metrics_port: Annotated[int | None, typer.Option(help="Serve Prometheus metrics on this port.")] = None,
+    metrics_address: Annotated[
+        str, typer.Option(help="Address of the metrics endpoint (0.0.0.0 in a pod, so Prometheus can scrape it).")
+    ] = "127.0.0.1",
     exit_at_end: Annotated[
         bool, typer.Option("--exit-at-end", help="Stop once every partition is written to its end.")
     ] = False,
@@ -389,7 +392,7 @@ def ingest(
     if metrics_port is not None:
         from prometheus_client import start_http_server
 
-        start_http_server(metrics_port, addr="127.0.0.1", registry=ingestor.metrics.registry)
+        start_http_server(metrics_port, addr=metrics_address, registry=ingestor.metrics.registry)
     stop = threading.Event()
     for signum in (signal.SIGINT, signal.SIGTERM):
         signal.signal(signum, lambda *_: stop.set())

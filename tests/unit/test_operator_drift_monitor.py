@@ -45,6 +45,11 @@ def test_the_job_reads_the_mounted_profile_of_the_pinned_version_with_its_own_gr
     assert "state.checkpoints.dir" not in configuration
     # The driver and its Python workers run the image's stream env, not whatever `python` PATH finds first.
     assert configuration["python.client.executable"] == configuration["python.executable"] == CONFIG.python
+    assert configuration["metrics.reporter.prom.port"] == "9249"
+    assert configuration["metrics.reporter.prom.factory.class"].endswith(".PrometheusReporterFactory")
+    quiet = build.DriftConfig(**{**config.__dict__, "metrics_port": None})
+    quiet_job = build.flink_deployment(name="watch", namespace="icu", spec=spec(), config=quiet, reference=REFERENCE)
+    assert not any(key.startswith("metrics.reporter") for key in quiet_job["spec"]["flinkConfiguration"])
     assert job["metadata"]["annotations"][build.PROFILE_DIGEST] == build.digest(REFERENCE)
 
 

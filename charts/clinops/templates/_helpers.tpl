@@ -82,6 +82,18 @@ app.kubernetes.io/instance: {{ .Release.Name | quote }}
 {{- if .Values.endpoints.kafka -}}{{ .Values.endpoints.kafka }}{{- else if include "clinops.kafkaPresent" . -}}{{ printf "%s-kafka-bootstrap:9092" (include "clinops.kafkaName" .) }}{{- end -}}
 {{- end -}}
 
+{{/* Ingestion runs where it has both ends: a Kafka (the chart's or endpoints.kafka) and a lake (MinIO or endpoints.lake). */}}
+{{- define "clinops.ingestionEnabled" -}}
+{{- $setting := toString .Values.ingestion.enabled -}}
+{{- $ends := and (include "clinops.endpoint.kafka" .) (include "clinops.endpoint.lake" .) -}}
+{{- if and (eq $setting "true") (not $ends) -}}
+{{- fail "ingestion.enabled=true needs a Kafka (Strimzi or endpoints.kafka) and a lake (minio.enabled or endpoints.lake)" -}}
+{{- end -}}
+{{- if or (eq $setting "true") (and (eq $setting "auto") $ends) -}}
+true
+{{- end -}}
+{{- end -}}
+
 {{/* Selector labels of a chart component: name = the component, instance = the release. */}}
 {{- define "clinops.selector" -}}
 app.kubernetes.io/name: {{ .name }}

@@ -33,6 +33,8 @@ MONITOR_LABEL = f"{API_GROUP}/drift-monitor"
 MAX_PROFILE_BYTES = 1_000_000
 JOB_MODULE = "clinops.streaming.flink"
 PYTHON_DRIVER = "org.apache.flink.client.python.PythonDriver"
+# Flink's Prometheus reporter, a plugin of the platform image's Flink: the PodMonitor and the alerts read it.
+PROMETHEUS_REPORTER = "org.apache.flink.metrics.prometheus.PrometheusReporterFactory"
 # The container the Flink operator fills in: a pod template names it to add mounts and environment.
 FLINK_CONTAINER = "flink-main-container"
 # The Flink Kubernetes Operator's job states that mean the job is up and computing.
@@ -53,6 +55,8 @@ class DriftConfig:
     jar_uri: str
     # The stream env's interpreter in the image: its PATH leads to the core env, which has no PyFlink.
     python: str = "/opt/clinops/.venv-flink/bin/python"
+    # Where every JobManager and TaskManager serves its metrics (the drift gauges among them); None serves none.
+    metrics_port: int | None = 9249
     image_pull_policy: str = "IfNotPresent"
     service_account: str = "flink"
     kafka_bootstrap: str | None = None
@@ -160,6 +164,11 @@ def flink_deployment(
     }
     if config.s3_endpoint:
         flink_configuration |= {"s3.endpoint": config.s3_endpoint, "s3.path.style.access": "true"}
+    if config.metrics_port is not None:
+        flink_configuration |= {
+            "metrics.reporter.prom.factory.class": PROMETHEUS_REPORTER,
+            "metrics.reporter.prom.port": str(config.metrics_port),
+        }
     flink_configuration |= spec.flink.config
     meta = _meta(job_name(name), name, namespace)
     meta["annotations"] = {PROFILE_DIGEST: digest(reference)}
