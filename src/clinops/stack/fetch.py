@@ -16,6 +16,9 @@ KAFKA_VERSION = "4.4.0"
 # MinIO tags (RELEASE.<date>) are not semver, so the Go module proxy serves the commit as a pseudo-version.
 MINIO_VERSION = "v0.0.0-20260212201848-7aac2a2c5b7c"
 MINIO_MODULE = "github.com/minio/minio"
+# The MinIO client the chart's bucket Job runs; untagged too, its newest commit on the proxy.
+MC_VERSION = "v0.0.0-20250313080218-cf909e1063a9"
+MC_MODULE = "github.com/minio/mc"
 
 KAFKA_POM = Path(__file__).resolve().parents[3] / "scripts" / "kafka" / "pom.xml"
 FETCH_TIMEOUT_S = 1800
@@ -87,10 +90,10 @@ def kafka_libs(version: str = KAFKA_VERSION) -> Path:
     return libs
 
 
-def minio_binary(version: str = MINIO_VERSION) -> Path:
-    """The `minio` server binary, built once with `go install` from the Go module proxy."""
-    home = cache_root() / f"minio-{version}"
-    binary = home / "minio"
+def _go_binary(module: str, version: str, name: str) -> Path:
+    """The binary ``name`` of a Go module, built once with `go install` from the Go module proxy."""
+    home = cache_root() / f"{name}-{version}"
+    binary = home / name
     if binary.is_file():
         return binary
     with _exclusive(home):
@@ -100,6 +103,16 @@ def minio_binary(version: str = MINIO_VERSION) -> Path:
         shutil.rmtree(staging, ignore_errors=True)
         # -modcacherw keeps the module cache deletable by a plain `rm -rf`.
         env = {**os.environ, "GOBIN": str(staging), "GOFLAGS": "-modcacherw"}
-        _run(["go", "install", f"{MINIO_MODULE}@{version}"], f"building MinIO {version} with go install", env=env)
+        _run(["go", "install", f"{module}@{version}"], f"building {name} {version} with go install", env=env)
         _publish(staging, home)
     return binary
+
+
+def minio_binary(version: str = MINIO_VERSION) -> Path:
+    """The `minio` server binary."""
+    return _go_binary(MINIO_MODULE, version, "minio")
+
+
+def mc_binary(version: str = MC_VERSION) -> Path:
+    """The `mc` client binary."""
+    return _go_binary(MC_MODULE, version, "mc")
