@@ -24,6 +24,9 @@ from clinops.stack.fetch import cache_root
 from clinops.stack.process import READY_TIMEOUT_S, ManagedProcess, StackError, free_port, http_ok, log_tail, poll_until
 
 VERSIONS_FILE = Path(__file__).resolve().parents[3] / "scripts" / "k8s" / "versions.env"
+# Client rate limits of the controller-manager and the scheduler: high enough that the apiserver, not a client-side
+# token bucket, decides how fast a burst of objects settles.
+CLIENT_QPS, CLIENT_BURST = 1000, 2000
 BINARIES = ("etcd", "kube-apiserver", "kube-controller-manager", "kube-scheduler", "kubectl", "kwok", "helm")
 SERVICE_CIDR = "10.96.0.0/12"
 # Apart from the service range, so a fake pod IP never looks like a Service's.
@@ -284,6 +287,10 @@ class ControlPlane:
                 f"--cluster-signing-cert-file={self.ca_file}",
                 f"--cluster-signing-key-file={self.pki / 'ca.key'}",
                 f"--service-cluster-ip-range={SERVICE_CIDR}",
+                # The client's default (20 requests/s) made the ReplicaSet controller, which writes a pod and an
+                # Event per replica, the pace-setter of every rollout here (about 9 pods/s); kwokctl lifts it too.
+                f"--kube-api-qps={CLIENT_QPS}",
+                f"--kube-api-burst={CLIENT_BURST}",
             ],
         )
         scheduler = self._launch(
@@ -295,6 +302,9 @@ class ControlPlane:
                 f"--secure-port={scheduler_port}",
                 f"--cert-dir={self.run_dir / 'scheduler'}",
                 "--leader-elect=false",
+                # Deprecated in favour of a config file, still honoured: binding pods at 50 requests/s otherwise.
+                f"--kube-api-qps={CLIENT_QPS}",
+                f"--kube-api-burst={CLIENT_BURST}",
             ],
         )
         manager.wait_until(lambda: self._http_ok(f"https://127.0.0.1:{manager_port}/healthz"), "a healthy manager")
