@@ -443,7 +443,10 @@ def test_install_upgrade_and_uninstall_keep_credentials_and_leave_nothing(
         ]
         for namespace in namespaces:
             # --wait covers the post-install bucket Job: the install fails unless it completes.
-            helm("install", RELEASE, str(CHART), "-n", namespace, "--wait", "--timeout", "180s", *storage)
+            done = helm("install", RELEASE, str(CHART), "-n", namespace, "--wait", "--timeout", "180s", *storage)
+            # The notes tell the user how to reach what this release runs, in its own namespace.
+            for service in ("mlflow", "minio"):
+                assert f"kubectl -n {namespace} port-forward svc/{RELEASE}-{service} " in done.stdout
         first, second = namespaces
         for namespace in namespaces:
             for name in (f"{RELEASE}-minio", f"{RELEASE}-postgresql"):
