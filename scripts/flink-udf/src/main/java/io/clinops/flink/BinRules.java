@@ -45,9 +45,17 @@ public final class BinRules {
     private final int[] missing;
     private final int[] other;
     private final int cells;
+    private final long fingerprint;
 
-    private BinRules(double[][] edges, List<Map<StringData, Integer>> texts, int[] missing, int[] other, int[] sizes) {
+    private BinRules(
+            double[][] edges,
+            List<Map<StringData, Integer>> texts,
+            int[] missing,
+            int[] other,
+            int[] sizes,
+            long fingerprint) {
         this.edges = edges;
+        this.fingerprint = fingerprint;
         this.texts = texts;
         this.missing = missing;
         this.other = other;
@@ -62,7 +70,8 @@ public final class BinRules {
 
     /** The rules from their encoded text; a malformed text is an {@code IllegalArgumentException}. */
     public static BinRules decode(String encoded) {
-        try (DataInputStream in = new DataInputStream(new ByteArrayInputStream(Base64.getDecoder().decode(encoded)))) {
+        byte[] bytes = Base64.getDecoder().decode(encoded);
+        try (DataInputStream in = new DataInputStream(new ByteArrayInputStream(bytes))) {
             int format = in.readInt();
             if (format != FORMAT) {
                 throw new IllegalArgumentException("drift rules in format " + format + ", this jar reads " + FORMAT);
@@ -94,7 +103,7 @@ public final class BinRules {
             if (in.available() != 0) {
                 throw new IllegalArgumentException("drift rules carry " + in.available() + " bytes past their end");
             }
-            return new BinRules(edges, texts, missing, other, sizes);
+            return new BinRules(edges, texts, missing, other, sizes, fingerprint(bytes));
         } catch (IOException e) {
             throw new IllegalArgumentException("drift rules end early: " + e, e);
         }
@@ -128,6 +137,20 @@ public final class BinRules {
             texts.put(StringData.fromBytes(utf8), bin);
         }
         return texts;
+    }
+
+    /** 64-bit FNV-1a of the encoded rules: tells counts made under other rules apart. */
+    private static long fingerprint(byte[] bytes) {
+        long hash = 0xcbf29ce484222325L;
+        for (byte b : bytes) {
+            hash = (hash ^ (b & 0xff)) * 0x100000001b3L;
+        }
+        return hash;
+    }
+
+    /** The fingerprint of these rules, kept with the counts made under them. */
+    public long fingerprint() {
+        return fingerprint;
     }
 
     /** How many features the rules cover, in the order the job passes their values. */

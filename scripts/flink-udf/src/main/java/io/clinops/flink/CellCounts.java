@@ -5,28 +5,30 @@ public final class CellCounts {
     /** Empty until the first event, which sizes it from the rules the function opened with. */
     public long[] cells = new long[0];
 
-    /** The counts, grown to {@code size} cells if still empty. */
-    long[] sized(int size) {
-        if (cells.length != size) {
-            if (cells.length != 0) {
-                throw new IllegalStateException("counts of " + cells.length + " cells, the rules have " + size);
-            }
-            cells = new long[size];
+    /** The fingerprint of the rules the counts were made under. */
+    public long rules;
+
+    /**
+     * The counts under {@code current} rules. Counts made under other rules (a window restored from a savepoint
+     * taken before the job moved to another reference profile) name other bins and cannot be added to: the window
+     * starts over under the new rules.
+     */
+    long[] under(BinRules current) {
+        if (cells.length == 0 || rules != current.fingerprint()) {
+            cells = new long[current.cells()];
+            rules = current.fingerprint();
         }
         return cells;
     }
 
-    /** Adds other windows' counts (partial windows of other subtasks) into these. */
-    void add(Iterable<CellCounts> others, int size) {
-        long[] mine = sized(size);
+    /** Adds other partial counts of the window (other subtasks') made under the same rules. */
+    void add(Iterable<CellCounts> others, BinRules current) {
+        long[] mine = under(current);
         for (CellCounts other : others) {
-            if (other.cells.length == 0) {
+            if (other.cells.length == 0 || other.rules != current.fingerprint()) {
                 continue;
             }
-            if (other.cells.length != size) {
-                throw new IllegalStateException("counts of " + other.cells.length + " cells, the rules have " + size);
-            }
-            for (int i = 0; i < size; i++) {
+            for (int i = 0; i < mine.length; i++) {
                 mine[i] += other.cells[i];
             }
         }

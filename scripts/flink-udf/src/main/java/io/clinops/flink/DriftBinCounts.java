@@ -50,19 +50,19 @@ public final class DriftBinCounts extends AggregateFunction<long[], CellCounts> 
             throw new IllegalArgumentException(
                     "clinops_bin_counts got " + features.getArity() + " features; the rules have " + rules.features());
         }
-        long[] cells = counts.sized(rules.cells());
+        long[] cells = counts.under(rules);
         for (int i = 0; i < rules.features(); i++) {
             cells[rules.cell(features, i)]++;
         }
     }
 
     public void merge(CellCounts counts, Iterable<CellCounts> others) {
-        counts.add(others, rules.cells());
+        counts.add(others, rules);
     }
 
     @Override
     public long[] getValue(CellCounts counts) {
-        return counts.sized(rules.cells()).clone();
+        return counts.under(rules).clone();
     }
 
     @Override

@@ -27,7 +27,7 @@ public final class DriftCellCounts extends AggregateFunction<long[], CellCounts>
     }
 
     public void accumulate(CellCounts counts, @DataTypeHint("ARRAY<INT>") Integer[] cells) {
-        long[] all = counts.sized(rules.cells());
+        long[] all = counts.under(rules);
         for (Integer cell : cells) {
             if (cell == null || cell < 0 || cell >= all.length) {
                 throw new IllegalArgumentException("cell " + cell + " outside 0.." + (all.length - 1));
@@ -37,11 +37,11 @@ public final class DriftCellCounts extends AggregateFunction<long[], CellCounts>
     }
 
     public void merge(CellCounts counts, Iterable<CellCounts> others) {
-        counts.add(others, rules.cells());
+        counts.add(others, rules);
     }
 
     @Override
     public long[] getValue(CellCounts counts) {
-        return counts.sized(rules.cells()).clone();
+        return counts.under(rules).clone();
     }
 }
