@@ -261,6 +261,33 @@ def test_java_bins_are_the_profiles_bin_rule() -> None:
         np.testing.assert_array_equal(got[name], expected_counts[name], err_msg=name)
 
 
+def test_the_job_names_the_missing_functions_jar(tmp_path: Path) -> None:
+    """Without our jar the job stops before Flink starts, saying how to build it (Flink would name only a class)."""
+    python = stream_python()
+    env = job_environment(python)
+    jars = tmp_path / "flink" / "jars"
+    jars.mkdir(parents=True)
+    for jar in (Path(env[JARS_ENV]) / "jars").glob("*.jar"):
+        if jar.name != FUNCTIONS_JAR:
+            (jars / jar.name).symlink_to(jar)
+    rng = np.random.default_rng(1)
+    lake = Lake(tmp_path / "lake")
+    write_bronze(lake, prediction_log(rng, [10], [0.0]))
+    profile = reference_profile(reference(rng, 200)[NUMERIC])
+    args = ["--profile", str(profile_file(tmp_path, profile)), "--deployment", "risk", "--lake", str(lake.root)]
+    done = subprocess.run(
+        job_command(python, "drift", args),
+        env={**env, JARS_ENV: str(tmp_path / "flink"), "FLINK_LOG_DIR": str(tmp_path / "flink-log")},
+        capture_output=True,
+        text=True,
+        timeout=JOB_TIMEOUT_S,
+        check=False,
+    )
+    assert done.returncode == 1
+    assert f"no {FUNCTIONS_JAR}" in done.stderr
+    assert "run `make flink-jars`" in done.stderr
+
+
 def test_lake_windows_equal_the_batch_path(tmp_path: Path) -> None:
     rng = np.random.default_rng(5)
     train = reference(rng)
