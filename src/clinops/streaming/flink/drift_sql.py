@@ -150,6 +150,7 @@ def source_ddl(spec: DriftSpec) -> str:
     """The prediction log: only the fields the job reads; a feature absent from a record is null."""
     fields = ", ".join(f"{quote(name.replace('`', '``'))} {_feature_type(r)}" for name, r in spec.rules.items())
     if spec.source is SourceKind.FILES:
+        # A watermark that never passes an event: over files (no time order) every window fires when the input ends.
         watermark = f"TO_TIMESTAMP_LTZ({NEVER_MS}, 3)"
         options = {
             "connector": "filesystem",
