@@ -24,6 +24,10 @@ STREAM_STAMP := $(STREAM_ENV)/.synced
 FLINK_VERSION := $(shell sed -n 's/.*"apache-flink==\([0-9.]*\)".*/\1/p' pyproject.toml)
 FLINK_CACHE := $(CACHE)/flink-$(FLINK_VERSION)
 FLINK_STAMP := $(FLINK_CACHE)/.fetched
+# The drift job's Java functions (scripts/flink-udf), built by Maven under the cache (never inside the repository)
+# and shipped with the connector jars; a change to a source or the pom rebuilds them.
+FLINK_UDF_SOURCES := scripts/flink-udf/pom.xml $(shell find scripts/flink-udf/src -name '*.java')
+FLINK_UDF_BUILD := $(FLINK_CACHE)/build/flink-udf
 
 # The bench control plane (DESIGN §7): etcd, the Kubernetes binaries, kwok and helm built from the Go module proxy at
 # the pins of scripts/k8s/versions.env; the script rebuilds only a binary whose pin changed.
@@ -62,9 +66,12 @@ $(STREAM_STAMP): pyproject.toml uv.lock | $(UV)
 
 stream-env: $(STREAM_STAMP)
 
-$(FLINK_STAMP): scripts/flink/pom.xml
+$(FLINK_STAMP): scripts/flink/pom.xml $(FLINK_UDF_SOURCES)
 	rm -rf $(FLINK_CACHE)/jars $(FLINK_CACHE)/plugins  # no jar of a previous pairing stays on the classpath
 	mvn --batch-mode --quiet -f scripts/flink/pom.xml initialize -Dflink.version=$(FLINK_VERSION) -Dflink.cache=$(FLINK_CACHE)
+	mvn --batch-mode --quiet -f scripts/flink-udf/pom.xml package -Dflink.version=$(FLINK_VERSION) \
+	  -Dudf.build.directory=$(FLINK_UDF_BUILD)
+	cp $(FLINK_UDF_BUILD)/clinops-flink-udf.jar $(FLINK_CACHE)/jars/
 	touch $@
 
 flink-jars: $(FLINK_STAMP)

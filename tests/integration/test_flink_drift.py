@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import base64
 import json
 import math
 import re
+import struct
 import subprocess
 import sys
 import uuid
@@ -23,14 +25,21 @@ from mlflow import MlflowClient
 from clinops.lake.bronze import BronzeWriter, TransportRecord
 from clinops.lake.layout import drift_prefix
 from clinops.lake.store import Lake
-from clinops.monitoring.bins import window_counts
+from clinops.monitoring.bins import bin_index_rules, window_counts
 from clinops.monitoring.drift import drift_report
 from clinops.monitoring.profile import reference_profile
 from clinops.specs.training_job import Algorithm
 from clinops.stack.kafka import KafkaBroker
 from clinops.stack.process import ManagedProcess, free_port, poll_until
-from clinops.streaming.flink.drift_sql import window_bounds
-from clinops.streaming.flink_launcher import job_command, job_environment, stream_python
+from clinops.streaming.flink.cache import FUNCTIONS_JAR, JARS_ENV
+from clinops.streaming.flink.drift_sql import (
+    category_bins,
+    cell_offsets,
+    counts_from_cells,
+    encode_rules,
+    window_bounds,
+)
+from clinops.streaming.flink_launcher import java_home, job_command, job_environment, stream_python
 from clinops.training.steps import PROFILE_ARTIFACT, fit_pipeline, log_registered_model
 from tests.integration.kafka_helpers import consume, group_at_end
 
@@ -169,6 +178,114 @@ def lake_results(lake: Lake, deployment: str) -> dict[str, dict[str, Any]]:
         orjson.loads(line) for key in lake.keys(drift_prefix(deployment)) for line in lake.read_bytes(key).splitlines()
     ]
     return {record["window_start"]: record for record in records}
+
+
+def java_cells(rules: dict[str, Any], events: list[list[Any]]) -> list[list[int]]:
+    """Each event's cells by the job's Java bin rule (io.clinops.flink.BinRules) on Flink's own row, in one JVM."""
+    python = stream_python()
+    jars = Path(job_environment(python)[JARS_ENV]) / "jars"
+    flink_lib = subprocess.run(
+        [str(python), "-c", "import pathlib, pyflink; print(pathlib.Path(pyflink.__file__).parent / 'lib')"],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout.strip()
+
+    def text(value: Any) -> str:
+        if value is None:
+            return "null"
+        if isinstance(value, float):
+            return "d:" + struct.pack(">d", value).hex()
+        return "s:" + base64.b64encode(str(value).encode()).decode()
+
+    lines = [encode_rules(rules), *(" ".join(map(text, event)) for event in events)]
+    java = str(Path(java_home()) / "bin" / "java")
+    done = subprocess.run(
+        [java, "-cp", f"{jars / FUNCTIONS_JAR}:{flink_lib}/*", "io.clinops.flink.BinRules"],
+        input="\n".join(lines) + "\n",
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr
+    return [[int(cell) for cell in line.split()] for line in done.stdout.splitlines()]
+
+
+def test_java_bins_are_the_profiles_bin_rule() -> None:
+    """Every value the bin rule has to settle, binned in the JVM, lands where numpy's batch counts put it."""
+    rng = np.random.default_rng(3)
+    train = reference(rng)
+    # Cut midway between -2 and 2: an edge at 0.0, which -0.0 equals (numpy) though Java's search orders it first.
+    train["signed"] = rng.choice([-2.0, 2.0, 5.0], len(train))
+    features = [c for c in train.columns if c != "ward"]
+    profile = reference_profile(train[features])
+    rules = bin_index_rules(profile)
+    assert 0.0 in rules["signed"]["edges"]
+    columns: dict[str, list[Any]] = {}
+    specials = [math.nan, math.inf, -math.inf, 1.7976931348623157e308, -5e-324, 5e-324, -0.0, 0.0, None]
+    for name, rule in rules.items():
+        if rule["kind"] == "numeric":
+            edges = np.array(rule["edges"])
+            near = [*edges, *np.nextafter(edges, -np.inf), *np.nextafter(edges, np.inf)]
+            columns[name] = [float(v) for v in [*rng.choice(train[name].to_numpy(), 300), *near]] + specials
+        elif name == "flag":
+            columns[name] = [True, False, None]  # as JSON true / false, where the profile has True / False
+        else:
+            columns[name] = [*rule["categories"], "true", "False", "", "90+", "65+ e", "🫀", "'", None]
+    size = max(len(column) for column in columns.values())
+    # Last, an event with every feature null, numbers too.
+    frame = pd.DataFrame({name: pd.array([*(c * size)[:size], None], dtype=object) for name, c in columns.items()})
+    for name, rule in rules.items():
+        if rule["kind"] == "numeric":
+            frame[name] = frame[name].astype(float)
+    events = [
+        [("true" if v else "false") if isinstance(v, bool) else v for v in row]
+        for row in frame.astype(object).itertuples(index=False)
+    ]
+    events[-1] = [None] * len(rules)
+    cells = java_cells(rules, events)
+    offsets = cell_offsets(rules)
+    for event, row in zip(events, cells, strict=True):
+        for (name, rule), value, cell in zip(rules.items(), event, row, strict=True):
+            if rule["kind"] == "numeric":
+                finite = value is not None and math.isfinite(value)
+                expected = int(np.searchsorted(rule["edges"], value, side="right")) if finite else rule["missing"]
+            else:
+                expected = rule["missing"] if value is None else category_bins(rule).get(value, rule["other"])
+            assert cell == offsets[name] + expected, (name, value)
+    total = sum(rule["size"] for rule in rules.values())
+    got = counts_from_cells(np.bincount(np.ravel(cells), minlength=total).tolist(), rules)
+    expected_counts = window_counts(frame, profile)
+    for name in rules:
+        np.testing.assert_array_equal(got[name], expected_counts[name], err_msg=name)
+
+
+def test_the_job_names_the_missing_functions_jar(tmp_path: Path) -> None:
+    """Without our jar the job stops before Flink starts, saying how to build it (Flink would name only a class)."""
+    python = stream_python()
+    env = job_environment(python)
+    jars = tmp_path / "flink" / "jars"
+    jars.mkdir(parents=True)
+    for jar in (Path(env[JARS_ENV]) / "jars").glob("*.jar"):
+        if jar.name != FUNCTIONS_JAR:
+            (jars / jar.name).symlink_to(jar)
+    rng = np.random.default_rng(1)
+    lake = Lake(tmp_path / "lake")
+    write_bronze(lake, prediction_log(rng, [10], [0.0]))
+    profile = reference_profile(reference(rng, 200)[NUMERIC])
+    args = ["--profile", str(profile_file(tmp_path, profile)), "--deployment", "risk", "--lake", str(lake.root)]
+    done = subprocess.run(
+        job_command(python, "drift", args),
+        env={**env, JARS_ENV: str(tmp_path / "flink"), "FLINK_LOG_DIR": str(tmp_path / "flink-log")},
+        capture_output=True,
+        text=True,
+        timeout=JOB_TIMEOUT_S,
+        check=False,
+    )
+    assert done.returncode == 1
+    assert f"no {FUNCTIONS_JAR}" in done.stderr
+    assert "run `make flink-jars`" in done.stderr
 
 
 def test_lake_windows_equal_the_batch_path(tmp_path: Path) -> None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
+from clinops.streaming.flink.cache import FUNCTIONS_JAR
 from clinops_operator.builders.drift_monitor import DriftConfig
 from clinops_operator.settings import DEFAULT_FLINK_JAR
 
@@ -39,3 +40,12 @@ def test_the_drift_jobs_interpreter_and_jars_are_where_the_image_puts_them() -> 
     assert "CLINOPS_FLINK_JARS=/opt/clinops/flink" in DOCKERFILE
     # Both environments come from the lock, as on the bench.
     assert DOCKERFILE.count("uv sync --frozen") == 4
+
+
+def test_the_image_and_the_makefile_ship_the_drift_jobs_java_functions() -> None:
+    # The job refuses to start without this jar (FUNCTIONS_JAR), so both builds must put it among the jars.
+    assert "-f /build/flink-udf/pom.xml package" in DOCKERFILE
+    assert f"/build/flink-udf/out/{FUNCTIONS_JAR} /opt/clinops/flink/jars/" in DOCKERFILE
+    makefile = (ROOT / "Makefile").read_text()
+    assert f"$(FLINK_UDF_BUILD)/{FUNCTIONS_JAR} $(FLINK_CACHE)/jars/" in makefile
+    assert "<finalName>clinops-flink-udf</finalName>" in (ROOT / "scripts" / "flink-udf" / "pom.xml").read_text()

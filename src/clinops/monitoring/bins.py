@@ -16,15 +16,15 @@ Counts = dict[str, IntArray]
 
 
 def bin_index_rules(profile: Mapping[str, Any]) -> dict[str, dict[str, Any]]:
-    """Per feature, the plain data a SQL generator needs to assign bins.
+    """Per feature, the plain data a streaming job needs to assign bins exactly as the batch path does.
 
-    The bin rule, which the batch path here and a streaming SQL aggregation must both follow exactly:
+    The bin rule, which the batch path here and the drift job's Java aggregate (``scripts/flink-udf``) must both
+    follow exactly:
 
     - numeric feature with ascending cut points ``edges`` (the profile's ``bin_edges``): a null, NaN or ±inf value goes
       to bin ``missing = len(edges) + 1``; any other value ``v`` to bin ``count(e in edges where e <= v)``, i.e.
-      ``numpy.searchsorted(edges, v, side="right")``. In SQL: ``CASE WHEN <v null or not finite> THEN missing
-      WHEN v < e0 THEN 0 WHEN v < e1 THEN 1 ... ELSE len(edges) END``, with the edges written as DOUBLE literals in
-      round-trip form (e.g. ``1.5E0``) so SQL compares against the very same doubles.
+      ``numpy.searchsorted(edges, v, side="right")`` (``-0.0`` equals ``0.0``). The job ships the edges as the very
+      doubles (``drift_sql.encode_rules``), so the JVM compares against the same values numpy does.
     - categorical feature with sorted ``categories``: a null goes to ``missing = len(categories) + 1``; a value whose
       text equals ``categories[i]`` to bin ``i``; any other value to ``other = len(categories)``. The text is what
       pandas' ``astype("string")`` gives (booleans ``True``/``False``, floats their shortest repr such as ``1.0``).
@@ -112,7 +112,7 @@ def merge_counts(*parts: Mapping[str, IntArray]) -> Counts:
 
 
 def counts_from_rows(rows: Iterable[tuple[str, int, int]], profile: Mapping[str, Any]) -> Counts:
-    """Counts from ``(feature, bin, count)`` rows, as a SQL aggregation grouped by feature and bin emits them.
+    """Counts from ``(feature, bin, count)`` rows, as an aggregation grouped by feature and bin emits them.
 
     Bins that received no row are zero; a row may repeat a (feature, bin) pair, its counts add up.
     """

@@ -9,6 +9,8 @@ from clinops.stack.fetch import cache_root
 
 # A jar directory chosen by hand (e.g. in a Flink image) instead of the per-version cache.
 JARS_ENV = "CLINOPS_FLINK_JARS"
+# The drift job's Java functions, built from scripts/flink-udf by `make flink-jars` into the same jars folder.
+FUNCTIONS_JAR = "clinops-flink-udf.jar"
 
 
 def jar_cache(version: str) -> Path:

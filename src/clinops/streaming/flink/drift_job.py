@@ -1,4 +1,4 @@
-"""The drift monitor PyFlink job: bins counted per window in the JVM, one pandas aggregate per window in Python."""
+"""The drift monitor PyFlink job: bins counted per window by a Java aggregate, one Python report per window."""
 
 from __future__ import annotations
 
@@ -15,21 +15,24 @@ from typing import Any
 
 import pandas as pd
 from pyflink.table import DataTypes
-from pyflink.table.udf import AggregateFunction, FunctionContext, ScalarFunction, udaf, udf
+from pyflink.table.udf import FunctionContext, ScalarFunction, udf
 
 from clinops.lake.layout import bronze_prefix
 from clinops.lake.store import Lake
-from clinops.monitoring.bins import bin_index_rules, counts_from_rows
+from clinops.monitoring.bins import bin_index_rules
 from clinops.monitoring.drift import DriftResult, drift_report
+from clinops.streaming.flink import cache
 from clinops.streaming.flink.drift_sql import (
     BINS_UDF,
-    BOOLEAN_TEXT,
-    DRIFT_UDAF,
+    DRIFT_REPORT_UDF,
+    RULES_PARAMETER,
     Binning,
     DriftOptions,
     DriftSpec,
+    category_bins,
     cell_offsets,
-    decode_cells,
+    counts_from_cells,
+    encode_rules,
     statements,
     window_bounds,
 )
@@ -41,7 +44,7 @@ log = logging.getLogger(__name__)
 PROMETHEUS_FACTORY = "org.apache.flink.metrics.prometheus.PrometheusReporterFactory"
 # Python gauges reach Flink as Beam int64 gauges: fractions are exported in millionths.
 PPM = 1_000_000
-GENERATED_CODE_MAX_LENGTH = 1 << 30
+GLOBAL_JOB_PARAMETERS = "pipeline.global-job-parameters"
 
 
 def load_profile(location: str) -> dict[str, Any]:
@@ -83,11 +86,11 @@ def window_record(result: DriftResult, deployment: str) -> dict[str, Any]:
     return {"deployment": deployment, **result.to_record()}
 
 
-class DriftReport(AggregateFunction):  # type: ignore[misc]
-    """Pandas aggregate over one window's (cell, count) rows: the drift report as a JSON record.
+class DriftReport(ScalarFunction):  # type: ignore[misc]
+    """One window's counts of all cells (the Java aggregate's row) to the drift report as a JSON record.
 
-    Flink calls it once per window with every count row of that window, so Python work grows with the windows
-    and the profile's cells, never with the events.
+    Flink calls it once per window, so Python work grows with the windows and the profile's cells, never with the
+    events.
     """
 
     def __init__(self, settings: ReportSettings) -> None:
@@ -129,15 +132,11 @@ class DriftReport(AggregateFunction):  # type: ignore[misc]
 
         return value
 
-    def create_accumulator(self) -> list[str]:
-        return []
-
-    def accumulate(self, accumulator: list[str], start_s: pd.Series, cell: pd.Series, n: pd.Series) -> None:
+    def eval(self, start_s: int, counts: list[int]) -> str:
         settings = self.settings
-        rows = decode_cells(cell.to_numpy(), n.to_numpy(), self.rules)
-        start, end = window_bounds(int(start_s.iloc[0]), settings.window_seconds)
+        start, end = window_bounds(int(start_s), settings.window_seconds)
         result = drift_report(
-            counts_from_rows(rows, settings.profile),
+            counts_from_cells(counts, self.rules),
             settings.profile,
             numerical_test=settings.numerical_test,
             categorical_test=settings.categorical_test,
@@ -148,14 +147,11 @@ class DriftReport(AggregateFunction):  # type: ignore[misc]
         )
         self.last = result
         self.windows += 1
-        accumulator.append(json.dumps(window_record(result, settings.deployment), allow_nan=False))
-
-    def get_value(self, accumulator: list[str]) -> str:
-        return accumulator[0]
+        return json.dumps(window_record(result, settings.deployment), allow_nan=False)
 
 
 class PythonBins(ScalarFunction):  # type: ignore[misc]
-    """Every feature's cell of one event, computed in Python per event: the design the SQL binning replaces."""
+    """Every feature's cell of one event, computed in Python per event: the benchmark's peer of the Java bins."""
 
     def __init__(self, rules: Mapping[str, Mapping[str, Any]]) -> None:
         offsets = cell_offsets(rules)
@@ -164,11 +160,7 @@ class PythonBins(ScalarFunction):  # type: ignore[misc]
             if rule["kind"] == "numeric":
                 self.plan.append((True, list(rule["edges"]), offsets[name], rule["missing"], 0))
             else:
-                lookup = {text: i for i, text in enumerate(rule["categories"])}
-                for category, json_text in BOOLEAN_TEXT.items():
-                    if category in lookup and json_text not in lookup:
-                        lookup[json_text] = lookup[category]
-                self.plan.append((False, lookup, offsets[name], rule["missing"], rule["other"]))
+                self.plan.append((False, category_bins(rule), offsets[name], rule["missing"], rule["other"]))
 
     def eval(self, *values: Any) -> list[int]:
         cells = []
@@ -213,19 +205,24 @@ def drift_spec(options: DriftOptions, profile: Mapping[str, Any]) -> DriftSpec:
     )
 
 
-def _config(options: DriftOptions) -> dict[str, str]:
-    config = {
-        "pipeline.name": f"clinops drift {options.deployment}",
-        # drift_sql cuts the searches into operators sized for the JVM; Flink's own method splitting (its default
-        # above 4,000 characters) parsed the former per-feature CASE trees for minutes, and stays off.
-        "table.generated-code.max-length": str(GENERATED_CODE_MAX_LENGTH),
-    }
+def _config(options: DriftOptions, spec: DriftSpec) -> dict[str, str]:
+    config = {"pipeline.name": f"clinops drift {options.deployment}"}
     if options.metrics_port:
         config["metrics.reporter.prom.factory.class"] = PROMETHEUS_FACTORY
         config["metrics.reporter.prom.port"] = options.metrics_port
-    # The count rows of one window reach the aggregate in one Arrow batch as long as it holds them all.
-    config["python.fn-execution.arrow.batch.size"] = "100000"
-    return {**config, **options.extra_config}
+    config = {**config, **options.extra_config}
+    # The Java aggregates open with the rules from the job's parameters, which reach every task with the job.
+    parameters = [config[GLOBAL_JOB_PARAMETERS]] if config.get(GLOBAL_JOB_PARAMETERS) else []
+    config[GLOBAL_JOB_PARAMETERS] = ",".join([*parameters, f"{RULES_PARAMETER}:{encode_rules(spec.rules)}"])
+    return config
+
+
+def _require_functions_jar(jars_dir: Path) -> None:
+    """The job's Java aggregates come from our own jar; without it Flink fails late, naming only the class."""
+    if not any(jar.name == cache.FUNCTIONS_JAR for jar in cache.jars(jars_dir)):
+        raise FlinkJobError(
+            f"no {cache.FUNCTIONS_JAR} (the drift job's Java functions) in {jars_dir / 'jars'}: run `make flink-jars`"
+        )
 
 
 def _expose_metrics(jars_dir: Path) -> None:
@@ -266,15 +263,14 @@ def run(options: DriftOptions) -> DriftRunResult:
         lake=options.lake or "",
         parallelism=options.parallelism,
         checkpoint_interval_s=options.checkpoint_interval_s,
-        extra_config=_config(options),
+        extra_config=_config(options, spec),
     )
     jars_dir = jar_cache()
+    _require_functions_jar(jars_dir)
     if options.metrics_port:
         _expose_metrics(jars_dir)
     t_env = table_environment(environment, jars_dir)
-    t_env.create_temporary_system_function(
-        DRIFT_UDAF, udaf(DriftReport(settings), result_type=DataTypes.STRING(), func_type="pandas")
-    )
+    t_env.create_temporary_system_function(DRIFT_REPORT_UDF, udf(DriftReport(settings), result_type=DataTypes.STRING()))
     if spec.binning is Binning.PYTHON:
         t_env.create_temporary_system_function(
             BINS_UDF, udf(PythonBins(spec.rules), result_type=DataTypes.ARRAY(DataTypes.INT()))
