@@ -6,7 +6,6 @@ import importlib.metadata
 import logging
 import os
 import time
-import zipfile
 from collections.abc import Iterable
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -66,11 +65,7 @@ def require_classes(jars_dir: Path, classes: Iterable[str]) -> None:
 
     Otherwise the planner reports it deep inside a validation error, after the cluster has started.
     """
-    entries: set[str] = set()
-    for jar in cache.jars(jars_dir):
-        with zipfile.ZipFile(jar) as archive:
-            entries.update(archive.namelist())
-    missing = sorted(name for name in classes if name.replace(".", "/") + ".class" not in entries)
+    missing = cache.missing_classes(jars_dir, classes)
     if missing:
         raise FlinkJobError(
             f"no jar in {jars_dir / 'jars'} holds {', '.join(missing)} (scripts/flink-udf): run `make flink-jars`"
