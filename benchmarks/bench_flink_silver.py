@@ -3,10 +3,11 @@
 Both are PyFlink jobs on a local mini-cluster in the stream env over the same bronze (file source: a generated
 cohort laid out as the ingestor writes a replayed backlog), with the same line numbering, event-id and natural-key
 Window Top-N dedupe and Parquet/quarantine sinks. They differ in the per-event work only: Flink SQL built-ins
-generated from the shared rules (ours), or one row-at-a-time Python scalar UDF calling a per-record validator (the
-peer, the way a first PyFlink port of the batch validator is written). Both must keep the same silver events and
-quarantine the same records for the same reasons. Throughput is events over the job's net runtime on the cluster
-(start-up and planning excluded; both are also printed end to end). Prints one JSON line.
+generated from the shared rules and one Java function for timestamps (ours), or one row-at-a-time Python scalar UDF
+calling a per-record validator (the peer, the way a first PyFlink port of the batch validator is written). Both
+must keep the same silver events and quarantine the same records for the same reasons. Throughput is events over
+the job's net runtime on the cluster (start-up and planning excluded; both are also printed end to end). Prints one
+JSON line.
 
 Runs in the core env; with ``--peer-job`` it is the peer job itself, run by the stream env's python.
 """

@@ -72,6 +72,8 @@ def vitals(event_id: str, **changes: object) -> dict[str, object]:
 EDGE_RECORDS = [
     vitals("edge-offset", timestamp="2026-01-02T01:10:00+01:00", patient_id="p-tz"),
     vitals("edge-offset-resend", timestamp="2026-01-02T01:10:00+01:00", patient_id="p-tz"),
+    # The instant of edge-offset written canonically: a duplicate of it whichever parser reads each text.
+    vitals("edge-offset-canonical", timestamp="2026-01-02T00:10:00Z", patient_id="p-tz"),
     vitals("edge-millis", timestamp="2026-01-02T00:11:00.250Z"),
     vitals("edge-space", timestamp="2026-01-02 00:12:00Z"),
     vitals("edge-feb30", timestamp="2026-02-30T00:13:00Z"),
@@ -187,6 +189,7 @@ def test_edge_records_are_judged_alike(lakes: tuple[Lake, Lake]) -> None:
     assert {"edge-offset-resend", "edge-boundary-resend", "edge-nan", "edge-java-float"}.isdisjoint(kept)
     quarantined = {entry[0]: entry[3] for entry in stream_quarantine(stream_lake, "vitals")}
     assert quarantined["edge-boundary-resend"] == ("duplicate",)
+    assert quarantined["edge-offset-canonical"] == ("duplicate",)
     assert quarantined["edge-hour25"] == ("invalid_timestamp",)
     assert quarantined["edge-inf"] == ("out_of_range:heart_rate",)
     assert quarantined["edge-blank-unit"] == ("unknown_unit:temperature",)

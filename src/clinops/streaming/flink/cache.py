@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import os
+import zipfile
+from collections.abc import Iterable
 from pathlib import Path
 
 from clinops.stack.fetch import cache_root
@@ -22,3 +24,12 @@ def jar_cache(version: str) -> Path:
 
 def jars(cache: Path) -> list[Path]:
     return sorted((cache / "jars").glob("*.jar"))
+
+
+def missing_classes(cache: Path, classes: Iterable[str]) -> list[str]:
+    """The Java classes (dotted names) that none of the cache's jars holds."""
+    entries: set[str] = set()
+    for jar in jars(cache):
+        with zipfile.ZipFile(jar) as archive:
+            entries.update(archive.namelist())
+    return sorted(name for name in classes if name.replace(".", "/") + ".class" not in entries)

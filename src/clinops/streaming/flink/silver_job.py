@@ -1,4 +1,4 @@
-"""The bronze → silver PyFlink job: SQL built from the shared rules, one Python UDF for timestamps SQL cannot read."""
+"""The bronze → silver PyFlink job: Flink SQL built from the shared rules, one Java function for timestamps."""
 
 from __future__ import annotations
 
@@ -11,24 +11,21 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from urllib.parse import urlparse
 
-import pandas as pd
 from pyflink.common import Configuration
-from pyflink.table import DataTypes, EnvironmentSettings, TableEnvironment
-from pyflink.table.udf import udf
+from pyflink.table import EnvironmentSettings, TableEnvironment
 
 from clinops.config import data_dir
 from clinops.data.schemas import TOPIC_BY_EVENT_TYPE, EventType
-from clinops.data.validation import _parse_timestamps
 from clinops.lake.layout import QUARANTINE, bronze_prefix
 from clinops.lake.store import Lake
 from clinops.streaming.flink import cache
-from clinops.streaming.flink.silver_sql import TIMESTAMP_UDF, JobSpec, SourceKind, Statements, entity, statements
+from clinops.streaming.flink.silver_sql import JAVA_FUNCTIONS, JobSpec, SourceKind, Statements, entity, statements
 
 log = logging.getLogger(__name__)
 
 
 class FlinkJobError(RuntimeError):
-    """The job cannot start: its jars or its lake are missing."""
+    """The job cannot start: its jars, its functions' classes or its lake are missing."""
 
 
 def flink_version() -> str:
@@ -63,14 +60,16 @@ def _s3_options() -> dict[str, str]:
     return options
 
 
-def parse_timestamp(text: str | None) -> int | None:
-    """Epoch milliseconds by the batch validator's own parser, for the timestamps the SQL path cannot settle."""
-    if text is None:
-        return None
-    parsed = _parse_timestamps(pd.Series([text], dtype=object)).astype("datetime64[ms, UTC]")
-    if parsed.isna().iloc[0]:
-        return None
-    return int(parsed.astype("int64").iloc[0])
+def require_classes(jars_dir: Path, classes: Iterable[str]) -> None:
+    """Fail before the JVM starts if a Java function's class is in none of the cached jars.
+
+    Otherwise the planner reports it deep inside a validation error, after the cluster has started.
+    """
+    missing = cache.missing_classes(jars_dir, classes)
+    if missing:
+        raise FlinkJobError(
+            f"no jar in {jars_dir / 'jars'} holds {', '.join(missing)} (scripts/flink-udf): run `make flink-jars`"
+        )
 
 
 @dataclass(frozen=True)
@@ -195,10 +194,8 @@ def run(options: RunOptions) -> RunResult:
         options = replace(options, kinds=_with_bronze(lake, options.kinds))
     planned = job_statements(options)
     stale = _existing(lake, options.kinds) if backfill else []
+    require_classes(jars_dir, JAVA_FUNCTIONS.values())
     t_env = table_environment(options, jars_dir)
-    t_env.create_temporary_system_function(
-        TIMESTAMP_UDF, udf(parse_timestamp, result_type=DataTypes.BIGINT(), name=TIMESTAMP_UDF)
-    )
     for table in planned.tables:
         t_env.execute_sql(table)
     # Views registered as tables, not as SQL text: each is validated once, not again inside every later view.

@@ -36,15 +36,14 @@ from clinops.data.validation import (
 from clinops.lake.layout import QUARANTINE, bronze_prefix, silver_prefix
 from clinops.lake.silver import silver_schema
 
-# The batch validator's fast path ("%Y-%m-%dT%H:%M:%SZ") as a java.time pattern. A text takes the SQL path only if
-# formatting the parsed instant gives the text back, so java.time's lenient day-of-month never decides anything.
+# How a duplicate's standardised record shows its timestamp in quarantine (the batch path's canonical form).
 CANONICAL_TIMESTAMP = "yyyy-MM-dd'T'HH:mm:ss'Z'"
 # What pandas.to_numeric accepts as a number (Java's parser also takes "NaN", "5d", hex floats), and as infinity.
 NUMBER_PATTERN = r"^\s*[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?\s*$"
 INFINITY_PATTERN = r"(?i)^\s*[+-]?inf(inity)?\s*$"
-# Events whose timestamp only the general parser reads are windowed by their arrival, or by this instant when the
-# arrival has no time order (files): one window then holds them all, so their dedupe never depends on arrival.
-UNORDERED_ARRIVAL_MS = 0
+# A backfill over files puts every record in the window of this instant: its objects are read in no time order, so
+# its windows fire only when the input ends anyway, and one window keeps every replay and duplicate with its first.
+BACKFILL_EVENT_MS = 0
 # A watermark that never passes an event: a backfill over files fires its windows when the input ends (its objects
 # are read in no time order); on Kafka, what an event that does not move the watermark contributes.
 NEVER_MS = -62135596800000  # 0001-01-01T00:00:00Z
@@ -53,7 +52,10 @@ MAX_INTERVAL_DAYS = 100
 # Window Top-N needs a tumbling window; every member of a dedupe group has the same event time, so its size
 # bounds only how long rows wait for the watermark, never which rows are duplicates.
 DEDUPE_WINDOW = "INTERVAL '1' MINUTE"
+# Epoch milliseconds of a timestamp text as the batch validator reads it (Arrow's strptime, then pandas' ISO 8601
+# parser), NULL where it reads none: a Java function, so the job runs in the JVM alone (scripts/flink-udf).
 TIMESTAMP_UDF = "clinops_parse_timestamp"
+JAVA_FUNCTIONS = {TIMESTAMP_UDF: "io.clinops.flink.ParseTimestamp"}
 
 
 class SourceKind(StrEnum):
@@ -161,13 +163,12 @@ def _parse_number(raw: str) -> str:
     )
 
 
-def _canonical_instant(raw_timestamp: str) -> str:
-    stripped = f"TRIM(BOTH {literal(WHITESPACE)} FROM {raw_timestamp})"
-    parsed = f"TO_TIMESTAMP({stripped}, {literal(CANONICAL_TIMESTAMP)})"
-    return (
-        f"CASE WHEN DATE_FORMAT({parsed}, {literal(CANONICAL_TIMESTAMP)}) = {stripped} "
-        f"THEN CAST({parsed} AS TIMESTAMP_LTZ(3)) END"
-    )
+def _strip(raw: str) -> str:
+    return f"TRIM(BOTH {literal(WHITESPACE)} FROM {raw})"
+
+
+def _timestamp_ms(raw_timestamp: str) -> str:
+    return f"{TIMESTAMP_UDF}({_strip(raw_timestamp)})"
 
 
 # --- the rules, in the order the batch validator adds its reasons -------------------------------------------
@@ -410,20 +411,47 @@ def entity(kind: EventType) -> str:
     return ENTITY_BY_EVENT_TYPE[kind]
 
 
+def function_ddl() -> list[str]:
+    return [
+        f"CREATE TEMPORARY SYSTEM FUNCTION IF NOT EXISTS {name} AS {literal(cls)} LANGUAGE JAVA"
+        for name, cls in JAVA_FUNCTIONS.items()
+    ]
+
+
+def _object_columns(kind: EventType) -> list[str]:
+    """Where a bronze object's records arrived, from its key (DESIGN §6), computed where it is read.
+
+    ``<topic>-<partition>-<first offset>-<last offset>.jsonl`` under ``…/date=<date>/hour=<hour>/``: only these
+    short values cross the shuffle that numbers the lines, not the object's path.
+    """
+    dashes = TOPIC_BY_EVENT_TYPE[kind].count("-")
+    # The date folder ends 9 characters (/hour=HH/) before the object's name.
+    date_start = "CHAR_LENGTH(`path`) - CHAR_LENGTH(`file_name`) - 18"
+    return [
+        f"`arrival_partition` AS CAST(SPLIT_INDEX(`file_name`, '-', {dashes + 1}) AS INT)",
+        f"`first_offset` AS CAST(SPLIT_INDEX(`file_name`, '-', {dashes + 2}) AS BIGINT)",
+        "`origin_object` AS SUBSTRING(`file_name` FROM 1 FOR CHAR_LENGTH(`file_name`) - 6)",
+        f"`origin_date` AS SUBSTRING(`path` FROM {date_start} FOR 10)",
+    ]
+
+
 def source_ddl(kind: EventType, spec: JobSpec) -> str:
-    """The bronze stream of one event type: raw fields as text, parsed once here, ahead of any reuse."""
+    """The bronze stream of one event type: raw fields as text, stripped, numbers and the timestamp parsed here.
+
+    What is parsed here crosses the shuffle as values: Flink evaluates an expression again wherever a later view
+    names it, so a derived column is only computed once if it is computed before a shuffle or a window.
+    """
     physical = [f"{quote(name)} STRING" for name in (*ENVELOPE_FIELDS, *RAW_FIELDS[kind])]
-    trimmed = {name: f"TRIM(BOTH {literal(WHITESPACE)} FROM {quote(name)})" for name in _text_fields(kind)}
-    computed = [f"{text(name)} AS {expr}" for name, expr in trimmed.items()]
-    computed += [f"{present(name)} AS CHAR_LENGTH(COALESCE({expr}, '')) > 0" for name, expr in trimmed.items()]
+    computed = [f"{text(name)} AS {_strip(quote(name))}" for name in _text_fields(kind)]
     computed += [f"{num(name)} AS {_parse_number(quote(name))}" for name in _numeric_fields(kind)]
-    canonical = _canonical_instant(quote("timestamp"))
+    computed.append(f"`ts_ms` AS {_timestamp_ms(quote('timestamp'))}")
     if spec.source is SourceKind.FILES:
         metadata = [
             "`path` STRING NOT NULL METADATA FROM 'file.path' VIRTUAL",
             "`file_name` STRING NOT NULL METADATA FROM 'file.name' VIRTUAL",
         ]
-        arrival = f"TO_TIMESTAMP_LTZ({UNORDERED_ARRIVAL_MS}, 3)"
+        computed += _object_columns(kind)
+        event_time = f"TO_TIMESTAMP_LTZ({BACKFILL_EVENT_MS}, 3)"
         watermark = f"TO_TIMESTAMP_LTZ({NEVER_MS}, 3)"
         options = {
             "connector": "filesystem",
@@ -436,15 +464,13 @@ def source_ddl(kind: EventType, spec: JobSpec) -> str:
             "`kafka_offset` BIGINT NOT NULL METADATA FROM 'offset' VIRTUAL",
             "`arrival` TIMESTAMP_LTZ(3) NOT NULL METADATA FROM 'timestamp' VIRTUAL",
         ]
-        arrival = "`arrival`"
-        # Only payload times move the watermark: an arrival time (for an unreadable timestamp) may be far ahead of
-        # the events when a backlog is replayed, and would make every later event late.
-        from_payload = (
-            f"DATE_FORMAT(`event_time`, {literal(CANONICAL_TIMESTAMP)}) = "
-            f"TRIM(BOTH {literal(WHITESPACE)} FROM {quote('timestamp')})"
-        )
+        # An event whose timestamp reads as none is windowed by its arrival; only payload times move the watermark:
+        # an arrival time may be far ahead of the events when a backlog is replayed, and would make every later
+        # event late.
+        payload = _timestamp_ms(quote("timestamp"))
+        event_time = f"COALESCE(TO_TIMESTAMP_LTZ({payload}, 3), `arrival`)"
         watermark = (
-            f"CASE WHEN {from_payload} THEN `event_time` - {interval(spec.lateness_s)} "
+            f"CASE WHEN {payload} IS NOT NULL THEN `event_time` - {interval(spec.lateness_s)} "
             f"ELSE TO_TIMESTAMP_LTZ({NEVER_MS}, 3) END"
         )
         if not spec.bootstrap:
@@ -460,7 +486,7 @@ def source_ddl(kind: EventType, spec: JobSpec) -> str:
         if spec.bounded:
             options["scan.bounded.mode"] = "latest-offset"
     options.update({"format": "json", "json.ignore-parse-errors": "true"})
-    columns = [*physical, *metadata, *computed, f"`event_time` AS COALESCE({canonical}, {arrival})"]
+    columns = [*physical, *metadata, *computed, f"`event_time` AS {event_time}"]
     columns.append(f"WATERMARK FOR `event_time` AS {watermark}")
     body = ",\n  ".join(columns)
     return f"CREATE TABLE {quote('bronze_' + entity(kind))} (\n  {body}\n) {with_options(options)}"
@@ -536,9 +562,26 @@ def _origin_names(spec: JobSpec) -> list[str]:
 def _carried(kind: EventType) -> list[str]:
     fields = [quote(name) for name in _raw_fields(kind)]
     fields += [text(name) for name in _text_fields(kind)]
-    fields += [present(name) for name in _text_fields(kind)]
     fields += [num(name) for name in _numeric_fields(kind)]
     return fields
+
+
+def _arrival_columns(spec: JobSpec) -> list[str]:
+    """Arrival order (partition, position) and where the quarantine says a record came from, as ``origin_columns``
+    names them, from the columns the source computed."""
+    if spec.source is SourceKind.KAFKA:
+        return origin_columns(EventType.VITALS, spec)
+    return [
+        "`arrival_partition`",
+        # Offsets of one partition's objects never overlap, so first offset + line orders a partition's records.
+        "`first_offset` + `line_count` - 1 AS `arrival_position`",
+        "`origin_date`",
+        "`origin_object`",
+        "`line_count` - 1 AS `origin_line`",
+    ]
+
+
+_OBJECT_NAMES = ("`arrival_partition`", "`first_offset`", "`origin_object`", "`origin_date`")
 
 
 def _raw_fields(kind: EventType) -> tuple[str, ...]:
@@ -581,21 +624,19 @@ def pipeline(kind: EventType, spec: JobSpec) -> tuple[list[tuple[str, str]], lis
         # A file is one split read in order by one reader: counting per file in arrival order numbers its lines.
         counted = view(
             "numbered",
-            f"SELECT *, COUNT(*) OVER (PARTITION BY `file_name` ORDER BY `read_at` "
+            f"SELECT *, COUNT(*) OVER (PARTITION BY `origin_object` ORDER BY `read_at` "
             f"ROWS BETWEEN UNBOUNDED PRECEDING AND CURRENT ROW) AS `line_count` "
-            f"FROM (SELECT *, PROCTIME() AS `read_at` FROM {bronze})",
+            f"FROM (SELECT {carried}, `ts_ms`, {', '.join(_OBJECT_NAMES)}, `event_time`, PROCTIME() AS `read_at` "
+            f"FROM {bronze})",
         )
     else:
         counted = bronze
-    origin = ", ".join(origin_columns(kind, spec))
-    fast = f"DATE_FORMAT(`event_time`, {literal(CANONICAL_TIMESTAMP)}) = {text('timestamp')}"
+    origin = ", ".join(_arrival_columns(spec))
+    # Presence reads the stripped text, so it is cheap to evaluate again wherever a rule names it.
+    presence = ", ".join(f"({text(name)} <> '') IS TRUE AS {present(name)}" for name in _text_fields(kind))
     timed = view(
         "timed",
-        f"SELECT {carried}, `event_time`, `event_time` AS `ts`, {origin} FROM {counted} "
-        f"WHERE ({fast}) IS TRUE OR NOT {present('timestamp')} "
-        f"UNION ALL "
-        f"SELECT {carried}, `event_time`, TO_TIMESTAMP_LTZ({TIMESTAMP_UDF}({text('timestamp')}), 3) AS `ts`, {origin} "
-        f"FROM {counted} WHERE ({fast}) IS NOT TRUE AND {present('timestamp')}",
+        f"SELECT {carried}, {presence}, `event_time`, TO_TIMESTAMP_LTZ(`ts_ms`, 3) AS `ts`, {origin} FROM {counted}",
     )
     # Each rule is evaluated once, into a column; everything downstream reads the columns.
     rules = all_reasons(kind)
@@ -678,7 +719,7 @@ def pipeline(kind: EventType, spec: JobSpec) -> tuple[list[tuple[str, str]], lis
 
 @dataclass(frozen=True)
 class Statements:
-    """Tables, then views (name, query) in dependency order, then the INSERTs that make one job."""
+    """Functions and tables, then views (name, query) in dependency order, then the INSERTs that make one job."""
 
     tables: list[str]
     views: list[tuple[str, str]]
@@ -692,7 +733,7 @@ class Statements:
 
 
 def statements(spec: JobSpec) -> Statements:
-    result = Statements(tables=[], views=[], inserts=[])
+    result = Statements(tables=function_ddl(), views=[], inserts=[])
     for kind in spec.kinds:
         result.tables.extend([source_ddl(kind, spec), silver_sink_ddl(kind, spec), quarantine_sink_ddl(kind, spec)])
         views, inserts = pipeline(kind, spec)
