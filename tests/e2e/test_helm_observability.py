@@ -227,13 +227,22 @@ def test_the_monitors_select_what_the_platform_runs(helm: Helm) -> None:
     for monitor in [*of_kind(documents, "ServiceMonitor"), *of_kind(documents, "PodMonitor")]:
         assert monitor["metadata"]["labels"]["release"] == "kube-prometheus-stack"
     assert one(documents, "PrometheusRule")["metadata"]["labels"]["release"] == "kube-prometheus-stack"
-    # MLflow serves /metrics only when started for it: its monitor is asked for.
-    assert "clinops-mlflow" not in {m["metadata"]["name"] for m in of_kind(documents, "ServiceMonitor")}
-    mlflow = one(render(helm, "--set", "monitoring.mlflow=true"), "ServiceMonitor", "clinops-mlflow")
+    # MLflow serves /metrics because the chart starts it so, on the port its monitor names.
+    mlflow = one(documents, "ServiceMonitor", "clinops-mlflow")
     assert mlflow["spec"]["selector"]["matchLabels"] == {
         "app.kubernetes.io/name": "mlflow",
         "app.kubernetes.io/instance": RELEASE,
     }
+    server = one(documents, "Deployment", "clinops-mlflow")["spec"]["template"]["spec"]["containers"][0]
+    assert any(arg.startswith("--expose-prometheus=") for arg in [*server.get("command", []), *server.get("args", [])])
+    assert mlflow["spec"]["endpoints"][0]["port"] in {port["name"] for port in server["ports"]}
+    # Without it, neither the flag nor the monitor.
+    quiet = render(helm, "--set", "monitoring.mlflow=false")
+    assert "clinops-mlflow" not in {m["metadata"]["name"] for m in of_kind(quiet, "ServiceMonitor")}
+    quiet_server = one(quiet, "Deployment", "clinops-mlflow")["spec"]["template"]["spec"]["containers"][0]
+    assert not any(
+        "--expose-prometheus" in arg for arg in [*quiet_server.get("command", []), *quiet_server.get("args", [])]
+    )
 
 
 def test_dashboards_are_configmaps_for_the_grafana_sidecar(helm: Helm) -> None:
@@ -260,7 +269,7 @@ def test_the_in_namespace_stack_scrapes_the_namespace_and_loads_the_same_alerts_
     assert scrape["rule_files"] == ["alerts.yaml"]
     assert yaml.safe_load(settings["alerts.yaml"]) == yaml.safe_load(ALERTS.read_text())
     jobs = {job["job_name"]: job for job in scrape["scrape_configs"]}
-    assert set(jobs) == {"clinops-operator", "clinops-ingest", "clinops-model-server", "clinops-flink"}
+    assert set(jobs) == {"clinops-operator", "clinops-ingest", "clinops-model-server", "clinops-flink", "mlflow"}
     for job in jobs.values():
         assert job["kubernetes_sd_configs"] == [{"role": "pod", "namespaces": {"names": ["ml"]}}]
         assert {"source_labels": ["__meta_kubernetes_namespace"], "target_label": "namespace"} in job["relabel_configs"]

@@ -149,6 +149,24 @@ def test_an_mlflow_artifact_lands_in_the_minio_bucket(
     assert json.loads(Path(downloaded).read_text()) == {"auc": 0.81}
 
 
+def test_mlflow_counts_its_requests_on_metrics_as_the_charts_server_does(mlflow_on_minio: str) -> None:
+    import urllib.request
+
+    from mlflow import MlflowClient
+
+    MlflowClient(tracking_uri=mlflow_on_minio).search_experiments(max_results=1)
+    with urllib.request.urlopen(f"{mlflow_on_minio}/metrics", timeout=10) as response:
+        text = response.read().decode()
+    # The series the chart's ServiceMonitor brings to Prometheus: request latencies by method and status.
+    answered = [
+        line
+        for line in text.splitlines()
+        if line.startswith("mlflow_http_request_duration_seconds_count{") and 'status="200"' in line
+    ]
+    assert answered, text[:2000]
+    assert float(answered[0].rpartition(" ")[2]) >= 1
+
+
 def test_readiness_fails_fast_with_the_log_tail_when_the_process_exits(tmp_path: Path) -> None:
     process = ManagedProcess(
         "doomed", [sys.executable, "-c", "print('cannot bind', flush=True); raise SystemExit(3)"], tmp_path / "log"

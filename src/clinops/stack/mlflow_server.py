@@ -75,6 +75,9 @@ class MlflowServer:
             self.artifacts_destination,
             "--workers",
             "1",
+            # /metrics, as the chart's server serves it for its ServiceMonitor.
+            "--expose-prometheus",
+            str(self.run_dir / "metrics"),
         ]
         self._process = ManagedProcess(f"MLflow at {self.uri}", command, self.log, env=env, cwd=self.run_dir)
         self._process.start()
