@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+import time
 from collections.abc import Mapping
 from typing import Any
 
@@ -27,6 +29,10 @@ KIND = "ModelDeployment"
 PLURAL = "modeldeployments"
 VERSION = "v1alpha1"
 LONGEST_ROLE = f"-{build.SPEC_ROLE}"
+# How long a Deployment event waits for the reconcile of its owner's new generation to write that generation's
+# status first, and how often it looks.
+PENDING_RECONCILE_S = 15.0
+PENDING_RECONCILE_POLL_S = 0.25
 
 
 def parse(name: str, spec: Mapping[str, Any]) -> ModelDeploymentSpec:
@@ -51,21 +57,28 @@ def _write_status(
     *,
     reconciled: bool,
     deployment: Mapping[str, Any] | None = None,
-) -> None:
+) -> bool:
     """``deployment``: the server Deployment as an event just delivered it, which spares reading it again; no
-    ``spec``: the object's own, parsed from the same read the status is computed from."""
+    ``spec``: the object's own, parsed from the same read the status is computed from. False when the reconcile of
+    the object's current generation has yet to write its status, so this write had to wait for it."""
+    waiting = False
 
     def compute(current: Mapping[str, Any]) -> dict[str, Any] | None:
+        nonlocal waiting
         try:
             served = spec or parse(name, current.get("spec") or {})
         except InvalidSpecError:
             return None
         generation = current["metadata"].get("generation")
         previous = current.get("status") or {}
+        waiting = False
         if reconciled:
             observed = generation
-        elif previous.get("observedGeneration") != generation or previous.get("phase") == DeploymentPhase.FAILED:
-            # The reconcile of the current generation has not written its status yet; it will read the Deployment.
+        elif previous.get("phase") == DeploymentPhase.FAILED:
+            return None
+        elif previous.get("observedGeneration") != generation:
+            # The reconcile of the current generation stamps it; a rollout seen before that must not.
+            waiting = True
             return None
         else:
             observed = previous["observedGeneration"]
@@ -82,6 +95,7 @@ def _write_status(
         )
 
     k8s.update_status(run.api, KIND, namespace, name, compute)
+    return not waiting
 
 
 @kopf.on.resume(API_GROUP, VERSION, PLURAL)
@@ -131,11 +145,22 @@ def _owner(body: Mapping[str, Any]) -> str | None:
     "deployments",
     labels={"app.kubernetes.io/managed-by": MANAGED_BY, "app.kubernetes.io/component": build.COMPONENT},
 )
-def deployment_changed(
+async def deployment_changed(
     body: kopf.Body, namespace: str | None, type: str, memo: Any, logger: kopf.Logger, **_: Any
 ) -> None:
     """A server Deployment moved: its owner's status follows (phase, readyReplicas, the Ready condition)."""
     owner = _owner(body)
     if owner is None or namespace is None or type == "DELETED":
         return
-    _write_status(runtime(memo), namespace, owner, None, reconciled=False, deployment=dict(body))
+    run, rollout = runtime(memo), dict(body)
+    if await asyncio.to_thread(_write_status, run, namespace, owner, None, reconciled=False, deployment=rollout):
+        return
+    # The owner's reconcile is under way and reads the Deployment for its own status, but this rollout may have
+    # moved after that read, and no later event need come: write it once the reconcile has, from a fresh read.
+    # Waiting asynchronously: a burst of new objects must not park the handlers' threads their reconciles need.
+    deadline = time.monotonic() + PENDING_RECONCILE_S
+    while time.monotonic() < deadline:
+        await asyncio.sleep(PENDING_RECONCILE_POLL_S)
+        if await asyncio.to_thread(_write_status, run, namespace, owner, None, reconciled=False):
+            return
+    logger.info(f"Left the status of {owner} to its reconcile, which has not written it for {PENDING_RECONCILE_S:.0f}s")
