@@ -56,11 +56,11 @@ def _write_status(
     spec: ModelDeploymentSpec | None,
     *,
     reconciled: bool,
-    deployment: Mapping[str, Any] | None = None,
 ) -> bool:
-    """``deployment``: the server Deployment as an event just delivered it, which spares reading it again; no
-    ``spec``: the object's own, parsed from the same read the status is computed from. False when the reconcile of
-    the object's current generation has yet to write its status, so this write had to wait for it."""
+    """No ``spec``: the object's own, parsed from the same read the status is computed from. The Deployment is read
+    after the object, on every attempt, so the write that lands was computed from the newest state of both: an
+    event's own copy of the Deployment may be older than a read another writer already made. False when the
+    reconcile of the object's current generation has yet to write its status, so this write had to wait for it."""
     waiting = False
 
     def compute(current: Mapping[str, Any]) -> dict[str, Any] | None:
@@ -82,7 +82,7 @@ def _write_status(
             return None
         else:
             observed = previous["observedGeneration"]
-        rollout = deployment or k8s.read(run.api, "apps/v1", "Deployment", namespace, child_name(name))
+        rollout = k8s.read(run.api, "apps/v1", "Deployment", namespace, child_name(name))
         return build.status(
             name=name,
             namespace=namespace,
@@ -152,8 +152,8 @@ async def deployment_changed(
     owner = _owner(body)
     if owner is None or namespace is None or type == "DELETED":
         return
-    run, rollout = runtime(memo), dict(body)
-    if await asyncio.to_thread(_write_status, run, namespace, owner, None, reconciled=False, deployment=rollout):
+    run = runtime(memo)
+    if await asyncio.to_thread(_write_status, run, namespace, owner, None, reconciled=False):
         return
     # The owner's reconcile is under way and reads the Deployment for its own status, but this rollout may have
     # moved after that read, and no later event need come: write it once the reconcile has, from a fresh read.
