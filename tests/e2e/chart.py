@@ -27,9 +27,10 @@ def render(
     apis: list[str] | None = None,
     values: Path | None = None,
     namespace: str = "ml",
+    release: str = RELEASE,
     check: bool = True,
 ) -> list[dict[str, Any]]:
-    args = ["template", RELEASE, str(CHART), "-n", namespace]
+    args = ["template", release, str(CHART), "-n", namespace]
     for api in ALL_APIS if apis is None else apis:
         args += ["--api-versions", api]
     if values is not None:

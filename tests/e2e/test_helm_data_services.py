@@ -13,6 +13,7 @@ import yaml
 from kubernetes import client
 
 from clinops.stack.process import poll_until
+from tests.e2e import chart
 from tests.e2e.helm import CHART, CRDS_CHART, Helm, restricted_namespace
 from tests.e2e.volumes import local_volumes
 
@@ -28,19 +29,14 @@ Doc = dict[str, Any]
 
 
 def render(helm: Helm, *args: str) -> list[Doc]:
-    done = helm("template", RELEASE, str(CHART), "-n", NAMESPACE, *args)
-    return [doc for doc in yaml.safe_load_all(done.stdout) if doc]
+    """The chart as a cluster without any third-party API would have it."""
+    return chart.render(helm, *args, apis=[], namespace=NAMESPACE, release=RELEASE)
 
 
 def refused(helm: Helm, *args: str) -> str:
     done = helm("template", RELEASE, str(CHART), "-n", NAMESPACE, *args, check=False)
     assert done.returncode != 0, done.stdout
     return done.stderr
-
-
-def find(docs: list[Doc], kind: str, name: str) -> Doc:
-    (doc,) = [d for d in docs if d["kind"] == kind and d["metadata"]["name"] == name]
-    return doc
 
 
 def names(docs: list[Doc], kind: str) -> set[str]:
@@ -96,11 +92,11 @@ def test_generated_credentials_are_random_per_install_and_never_a_default(helm: 
         f"{RELEASE}-postgresql": ("password",),
     }.items():
         for key in keys:
-            value = secret_text(find(first, "Secret", name), key)
+            value = secret_text(chart.one(first, "Secret", name), key)
             assert len(value) >= 16
             assert value.isalnum()
             # Two renders with nothing in the cluster to look up: a fixed default would come out the same.
-            assert value != secret_text(find(second, "Secret", name), key)
+            assert value != secret_text(chart.one(second, "Secret", name), key)
 
 
 def test_an_existing_minio_secret_replaces_the_generated_one_everywhere(helm: Helm) -> None:
@@ -114,13 +110,16 @@ def test_an_existing_minio_secret_replaces_the_generated_one_everywhere(helm: He
         "minio.auth.rootPasswordKey=pass",
     )
     assert f"{RELEASE}-minio" not in names(docs, "Secret")
-    for workload in (find(docs, "StatefulSet", f"{RELEASE}-minio"), find(docs, "Job", f"{RELEASE}-minio-buckets")):
+    for workload in (
+        chart.one(docs, "StatefulSet", f"{RELEASE}-minio"),
+        chart.one(docs, "Job", f"{RELEASE}-minio-buckets"),
+    ):
         variables = env(workload)
         assert variables["MINIO_ROOT_USER"] == {"secretKeyRef": {"name": "site-minio", "key": "user"}}
         assert variables["MINIO_ROOT_PASSWORD"] == {"secretKeyRef": {"name": "site-minio", "key": "pass"}}
     # The workloads' own user is still the chart's: the root credentials never leave MinIO and the bucket Job.
     assert f"{RELEASE}-s3-client" in names(docs, "Secret")
-    operator = env(find(docs, "Deployment", f"{RELEASE}-operator"))
+    operator = env(chart.one(docs, "Deployment", f"{RELEASE}-operator"))
     assert operator["AWS_SECRET_ACCESS_KEY"]["secretKeyRef"]["name"] == f"{RELEASE}-s3-client"
 
 
@@ -128,8 +127,8 @@ def test_an_existing_postgresql_secret_replaces_the_generated_password(helm: Hel
     docs = render(helm, "--set", "postgresql.auth.existingSecret=site-db", "--set", "postgresql.auth.passwordKey=pw")
     assert f"{RELEASE}-postgresql" not in names(docs, "Secret")
     reference = {"secretKeyRef": {"name": "site-db", "key": "pw"}}
-    assert env(find(docs, "StatefulSet", f"{RELEASE}-postgresql"))["POSTGRES_PASSWORD"] == reference
-    assert env(find(docs, "Deployment", f"{RELEASE}-mlflow"))["DB_PASSWORD"] == reference
+    assert env(chart.one(docs, "StatefulSet", f"{RELEASE}-postgresql"))["POSTGRES_PASSWORD"] == reference
+    assert env(chart.one(docs, "Deployment", f"{RELEASE}-mlflow"))["DB_PASSWORD"] == reference
 
 
 # --- MLflow's backend store and auth ----------------------------------------------------------------------------
@@ -138,17 +137,17 @@ def test_an_existing_postgresql_secret_replaces_the_generated_password(helm: Hel
 def test_the_external_postgres_scenario_runs_no_database_and_reads_the_uri_from_its_secret(helm: Helm) -> None:
     docs = render(helm, "-f", str(SCENARIOS / "external-postgres.yaml"))
     assert not [d for d in docs if d["metadata"]["name"].startswith(f"{RELEASE}-postgresql")]
-    mlflow = find(docs, "Deployment", f"{RELEASE}-mlflow")
+    mlflow = chart.one(docs, "Deployment", f"{RELEASE}-mlflow")
     variables = env(mlflow)
     assert variables["MLFLOW_BACKEND_STORE_URI"] == {"secretKeyRef": {"name": "clinops-mlflow-db", "key": "uri"}}
     assert "DB_PASSWORD" not in variables
     # MLflow may reach the external database's port, wherever it is, and nothing else beyond MinIO.
-    policy = find(docs, "NetworkPolicy", f"{RELEASE}-mlflow")
+    policy = chart.one(docs, "NetworkPolicy", f"{RELEASE}-mlflow")
     assert {"ports": [{"port": 5432, "protocol": "TCP"}]} in policy["spec"]["egress"]
 
 
 def test_the_in_chart_database_is_reached_by_its_service_with_the_generated_password(helm: Helm) -> None:
-    variables = env(find(render(helm), "Deployment", f"{RELEASE}-mlflow"))
+    variables = env(chart.one(render(helm), "Deployment", f"{RELEASE}-mlflow"))
     assert variables["DB_PASSWORD"] == {"secretKeyRef": {"name": f"{RELEASE}-postgresql", "key": "password"}}
     # The password is spliced in by the kubelet: it is in no manifest and on no command line.
     assert (
@@ -174,18 +173,18 @@ def test_inconsistent_or_misspelt_values_fail_with_the_value_named(helm: Helm, v
 
 def test_without_auth_mlflow_is_the_plain_server_and_clients_carry_no_credentials(helm: Helm) -> None:
     docs = render(helm)
-    mlflow = container(find(docs, "Deployment", f"{RELEASE}-mlflow"))
+    mlflow = container(chart.one(docs, "Deployment", f"{RELEASE}-mlflow"))
     assert mlflow["command"][:2] == ["mlflow", "server"]
     assert not [arg for arg in mlflow["command"] if arg.startswith("--app-name")]
     assert f"{RELEASE}-mlflow-auth" not in names(docs, "Secret")
-    assert "MLFLOW_TRACKING_PASSWORD" not in env(find(docs, "Deployment", f"{RELEASE}-operator"))
+    assert "MLFLOW_TRACKING_PASSWORD" not in env(chart.one(docs, "Deployment", f"{RELEASE}-operator"))
 
 
 def test_with_auth_mlflow_runs_the_basic_auth_app_and_the_operator_signs_in(helm: Helm) -> None:
     docs = render(helm, "--set", "mlflow.auth.enabled=true")
-    deployment = find(docs, "Deployment", f"{RELEASE}-mlflow")
+    deployment = chart.one(docs, "Deployment", f"{RELEASE}-mlflow")
     assert "--app-name=basic-auth" in container(deployment)["args"]
-    secret = find(docs, "Secret", f"{RELEASE}-mlflow-auth")
+    secret = chart.one(docs, "Secret", f"{RELEASE}-mlflow-auth")
     assert secret_text(secret, "username") == "admin"
     assert len(secret_text(secret, "password")) >= 16
     variables = env(deployment)
@@ -193,21 +192,21 @@ def test_with_auth_mlflow_runs_the_basic_auth_app_and_the_operator_signs_in(helm
         "secretKeyRef": {"name": f"{RELEASE}-mlflow-auth", "key": "password"}
     }
     assert variables["MLFLOW_FLASK_SERVER_SECRET_KEY"]["secretKeyRef"]["key"] == "flaskSecretKey"
-    operator = env(find(docs, "Deployment", f"{RELEASE}-operator"))
+    operator = env(chart.one(docs, "Deployment", f"{RELEASE}-operator"))
     assert operator["MLFLOW_TRACKING_USERNAME"] == {
         "secretKeyRef": {"name": f"{RELEASE}-mlflow-auth", "key": "username"}
     }
 
     mine = render(helm, "--set", "mlflow.auth.enabled=true", "--set", "mlflow.auth.existingSecret=site-mlflow")
     assert f"{RELEASE}-mlflow-auth" not in names(mine, "Secret")
-    assert env(find(mine, "Deployment", f"{RELEASE}-mlflow"))["MLFLOW_AUTH_ADMIN_USERNAME"]["secretKeyRef"] == {
+    assert env(chart.one(mine, "Deployment", f"{RELEASE}-mlflow"))["MLFLOW_AUTH_ADMIN_USERNAME"]["secretKeyRef"] == {
         "name": "site-mlflow",
         "key": "username",
     }
 
 
 def test_mlflow_answers_its_service_names_and_stores_artifacts_in_its_bucket(helm: Helm) -> None:
-    command = container(find(render(helm), "Deployment", f"{RELEASE}-mlflow"))["command"]
+    command = container(chart.one(render(helm), "Deployment", f"{RELEASE}-mlflow"))["command"]
     (hosts,) = [arg.split("=", 1)[1].split(",") for arg in command if arg.startswith("--allowed-hosts=")]
     assert {f"{RELEASE}-mlflow:*", f"{RELEASE}-mlflow.{NAMESPACE}.svc:*", "localhost:*"} <= set(hosts)
     assert "--artifacts-destination=s3://clinops-mlflow/" in command
@@ -217,7 +216,7 @@ def test_mlflow_answers_its_service_names_and_stores_artifacts_in_its_bucket(hel
 
 
 def test_the_operator_defaults_to_the_chart_services_and_an_explicit_endpoint_wins(helm: Helm) -> None:
-    variables = env(find(render(helm), "Deployment", f"{RELEASE}-operator"))
+    variables = env(chart.one(render(helm), "Deployment", f"{RELEASE}-operator"))
     assert variables["MLFLOW_TRACKING_URI"] == f"http://{RELEASE}-mlflow.{NAMESPACE}.svc:5000"
     assert variables["CLINOPS_S3_ENDPOINT"] == f"http://{RELEASE}-minio.{NAMESPACE}.svc:9000"
     assert variables["MLFLOW_S3_ENDPOINT_URL"] == variables["CLINOPS_S3_ENDPOINT"]
@@ -228,7 +227,7 @@ def test_the_operator_defaults_to_the_chart_services_and_an_explicit_endpoint_wi
     }
 
     given = env(
-        find(
+        chart.one(
             render(helm, "--set", "endpoints.mlflow=https://mlflow.example", "--set", "endpoints.lake=s3://elsewhere"),
             "Deployment",
             f"{RELEASE}-operator",
@@ -241,7 +240,7 @@ def test_the_operator_defaults_to_the_chart_services_and_an_explicit_endpoint_wi
 
 def test_the_s3_client_secret_names_the_endpoint_the_workloads_use(helm: Helm) -> None:
     docs = render(helm, "--set", "endpoints.s3=https://s3.example")
-    secret = find(docs, "Secret", f"{RELEASE}-s3-client")
+    secret = chart.one(docs, "Secret", f"{RELEASE}-s3-client")
     assert secret_text(secret, "MLFLOW_S3_ENDPOINT_URL") == "https://s3.example"
     assert secret_text(secret, "AWS_ENDPOINT_URL") == "https://s3.example"
 
@@ -251,11 +250,11 @@ def test_the_s3_client_secret_names_the_endpoint_the_workloads_use(helm: Helm) -
 
 def test_the_bucket_job_is_a_post_install_and_upgrade_hook_creating_the_configured_buckets(helm: Helm) -> None:
     docs = render(helm, "--set", "minio.buckets.flink=team-checkpoints")
-    job = find(docs, "Job", f"{RELEASE}-minio-buckets")
+    job = chart.one(docs, "Job", f"{RELEASE}-minio-buckets")
     annotations = job["metadata"]["annotations"]
     assert annotations["helm.sh/hook"] == "post-install,post-upgrade"
     assert "hook-succeeded" in annotations["helm.sh/hook-delete-policy"]
-    config = find(docs, "ConfigMap", f"{RELEASE}-minio-buckets")["data"]
+    config = chart.one(docs, "ConfigMap", f"{RELEASE}-minio-buckets")["data"]
     assert "for bucket in clinops-lake clinops-mlflow team-checkpoints; do" in config["setup.sh"]
     resources = yaml.safe_load(config["policy.json"])["Statement"][0]["Resource"]
     assert set(resources) == {
@@ -278,10 +277,10 @@ def test_persistence_sizes_and_storage_class_reach_the_claims(helm: Helm) -> Non
         "--set",
         "postgresql.persistence.size=50Gi",
     )
-    (minio,) = find(docs, "StatefulSet", f"{RELEASE}-minio")["spec"]["volumeClaimTemplates"]
+    (minio,) = chart.one(docs, "StatefulSet", f"{RELEASE}-minio")["spec"]["volumeClaimTemplates"]
     assert minio["spec"]["resources"]["requests"]["storage"] == "500Gi"
     assert minio["spec"]["storageClassName"] == "gp3"
-    (database,) = find(docs, "StatefulSet", f"{RELEASE}-postgresql")["spec"]["volumeClaimTemplates"]
+    (database,) = chart.one(docs, "StatefulSet", f"{RELEASE}-postgresql")["spec"]["volumeClaimTemplates"]
     assert database["spec"]["resources"]["requests"]["storage"] == "50Gi"
     # No class named: the cluster's default decides.
     assert "storageClassName" not in database["spec"]
@@ -290,13 +289,13 @@ def test_persistence_sizes_and_storage_class_reach_the_claims(helm: Helm) -> Non
 def test_volumes_go_with_the_release_unless_kept_and_then_their_credentials_stay_too(helm: Helm) -> None:
     default = render(helm)
     for name in (f"{RELEASE}-minio", f"{RELEASE}-postgresql"):
-        policy = find(default, "StatefulSet", name)["spec"]["persistentVolumeClaimRetentionPolicy"]
+        policy = chart.one(default, "StatefulSet", name)["spec"]["persistentVolumeClaimRetentionPolicy"]
         assert policy["whenDeleted"] == "Delete"
-        assert "annotations" not in find(default, "Secret", name)["metadata"]
+        assert "annotations" not in chart.one(default, "Secret", name)["metadata"]
     kept = render(helm, "--set", "postgresql.persistence.keepOnUninstall=true")
-    database = find(kept, "StatefulSet", f"{RELEASE}-postgresql")
+    database = chart.one(kept, "StatefulSet", f"{RELEASE}-postgresql")
     assert database["spec"]["persistentVolumeClaimRetentionPolicy"]["whenDeleted"] == "Retain"
-    secret = find(kept, "Secret", f"{RELEASE}-postgresql")
+    secret = chart.one(kept, "Secret", f"{RELEASE}-postgresql")
     assert secret["metadata"]["annotations"]["helm.sh/resource-policy"] == "keep"
 
 
@@ -334,7 +333,7 @@ def test_every_name_carries_the_release_and_nothing_is_cluster_scoped(helm: Helm
 
 def test_network_policies_deny_every_chart_pod_by_default(helm: Helm) -> None:
     docs = render(helm)
-    deny = find(docs, "NetworkPolicy", f"{RELEASE}-default-deny")["spec"]
+    deny = chart.one(docs, "NetworkPolicy", f"{RELEASE}-default-deny")["spec"]
     assert deny["policyTypes"] == ["Ingress", "Egress"]
     assert "ingress" not in deny
     assert "egress" not in deny
@@ -351,7 +350,7 @@ def test_network_policies_let_each_pod_reach_only_what_it_needs(helm: Helm) -> N
     docs = render(helm)
 
     def egress_targets(policy: str) -> list[tuple[str, int]]:
-        rules = find(docs, "NetworkPolicy", f"{RELEASE}-{policy}")["spec"]["egress"]
+        rules = chart.one(docs, "NetworkPolicy", f"{RELEASE}-{policy}")["spec"]["egress"]
         found = []
         for rule in rules:
             for port in rule["ports"]:
@@ -372,7 +371,7 @@ def test_network_policies_let_each_pod_reach_only_what_it_needs(helm: Helm) -> N
     }
     assert set(egress_targets("mlflow")) == {("minio", 9000), ("postgresql", 5432)}
     assert {("mlflow", 5000), ("minio", 9000), (f"{RELEASE}-kafka", 9092)} <= set(egress_targets("model-servers"))
-    database = find(docs, "NetworkPolicy", f"{RELEASE}-postgresql")["spec"]["ingress"]
+    database = chart.one(docs, "NetworkPolicy", f"{RELEASE}-postgresql")["spec"]["ingress"]
     assert database == [
         {
             "from": [
@@ -390,10 +389,10 @@ def test_network_policies_let_each_pod_reach_only_what_it_needs(helm: Helm) -> N
 def test_configured_ingress_sources_reach_the_user_facing_ports(helm: Helm) -> None:
     docs = render(helm, "--set", "networkPolicy.ingressFrom[0].namespaceSelector.matchLabels.role=ingress")
     peer = {"namespaceSelector": {"matchLabels": {"role": "ingress"}}}
-    minio = find(docs, "NetworkPolicy", f"{RELEASE}-minio")["spec"]["ingress"]
+    minio = chart.one(docs, "NetworkPolicy", f"{RELEASE}-minio")["spec"]["ingress"]
     assert {"from": [peer], "ports": [{"port": 9001, "protocol": "TCP"}]} in minio
     for name, port in (("mlflow", 5000), ("model-servers", 8080), ("grafana", 3000), ("prometheus", 9090)):
-        rules = find(docs, "NetworkPolicy", f"{RELEASE}-{name}")["spec"]["ingress"]
+        rules = chart.one(docs, "NetworkPolicy", f"{RELEASE}-{name}")["spec"]["ingress"]
         assert any(peer in rule["from"] and {"port": port, "protocol": "TCP"} in rule["ports"] for rule in rules), name
 
 
