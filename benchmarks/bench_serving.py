@@ -25,7 +25,6 @@ import json
 import os
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
@@ -46,6 +45,7 @@ from clinops.features.offline import build_gold
 from clinops.lake.silver import bronze_to_silver
 from clinops.lake.store import Lake
 from clinops.specs.training_job import Algorithm, DatasetSpec
+from clinops.stack.process import free_port
 from clinops.training.dataset import prepare_training_data
 from clinops.training.steps import fit_pipeline, log_registered_model
 
@@ -62,12 +62,6 @@ def vegeta_binary() -> str:
     if not Path(path).exists():
         raise SystemExit(f"vegeta not found at {path}: run `make bench`, which installs it from the Go module proxy")
     return path
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def prepare_model(root: Path, patients: int) -> tuple[str, pd.DataFrame, Any]:

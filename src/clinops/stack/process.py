@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import random
 import shutil
 import signal
 import socket
@@ -22,16 +23,44 @@ STOP_TIMEOUT_S = 30.0
 POLL_INTERVAL_S = 0.2
 GROUP_EXIT_TIMEOUT_S = 30.0
 LOG_TAIL_CHARS = 3000
+EPHEMERAL_RANGE_FILE = "/proc/sys/net/ipv4/ip_local_port_range"
+LINUX_EPHEMERAL_RANGE = (32768, 60999)
+# Below this lie the well-known and commonly configured ports (8080, 9000, 9092…) a user's own servers may hold.
+PRIVATE_PORTS_FLOOR = 15000
+# The OS source, not the module-level generator: processes forked with the same seed would pick the same ports.
+_PICKER = random.SystemRandom()
 
 
 class StackError(ClinopsError):
     """A stack component could not be fetched, started or reached."""
 
 
+def _candidate_ports() -> range:
+    try:
+        low, high = (int(part) for part in Path(EPHEMERAL_RANGE_FILE).read_text().split())
+    except (OSError, ValueError):
+        low, high = LINUX_EPHEMERAL_RANGE
+    return range(PRIVATE_PORTS_FLOOR, low) if low - PRIVATE_PORTS_FLOOR >= 1000 else range(high + 1, 65536)
+
+
 def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
+    """A loopback port free now, chosen outside the kernel's ephemeral range.
+
+    A port the kernel hands out for ``bind(0)`` comes from the range it also uses for every outgoing connection, so
+    between this check and the server's own bind a client connection elsewhere (a Kafka producer, an HTTP pool)
+    could take it: the server then fails with "address already in use". Ports below the range are only ever taken
+    by an explicit bind, and picking them at random keeps parallel callers apart.
+    """
+    candidates = _candidate_ports()
+    for _ in range(200):
+        port = _PICKER.choice(candidates)
+        with socket.socket() as sock:
+            try:
+                sock.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+            return port
+    raise StackError(f"no free loopback port found in {candidates.start}-{candidates.stop - 1}")
 
 
 def log_tail(*logs: Path, chars: int = LOG_TAIL_CHARS) -> str:
