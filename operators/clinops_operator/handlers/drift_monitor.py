@@ -19,6 +19,7 @@ from clinops.specs.model_deployment import ModelDeploymentSpec
 from clinops_operator import drift_results, k8s, metrics
 from clinops_operator.builders import drift_monitor as build
 from clinops_operator.builders.common import InvalidSpecError, name_problem, now, parse_spec
+from clinops_operator.pausing import pause
 from clinops_operator.settings import Runtime, runtime
 
 KIND = "DriftMonitor"
@@ -345,12 +346,12 @@ async def watch_results(
         while not stopped:
             snapshot = copy.deepcopy(dict(body))
             if not _ready_to_watch(snapshot):
-                await stopped.wait(run.drift.poll_interval_s)
+                await pause(stopped, run.drift.poll_interval_s)
                 continue
             try:
                 spec = parse(name, snapshot["spec"])
             except InvalidSpecError:
-                await stopped.wait(run.drift.poll_interval_s)
+                await pause(stopped, run.drift.poll_interval_s)
                 continue
             if source != drift_results.source_key(spec):
                 if reader is not None:
@@ -374,7 +375,7 @@ async def watch_results(
             if reader is not None:
                 await asyncio.to_thread(reader.commit)
             if reader is None or not reader.blocks:
-                await stopped.wait(run.drift.poll_interval_s)
+                await pause(stopped, run.drift.poll_interval_s)
     finally:
         if reader is not None:
             await asyncio.to_thread(reader.close)

@@ -15,6 +15,7 @@ from clinops.specs.training_job import TrainingJobSpec
 from clinops_operator import k8s, kfp_api, metrics
 from clinops_operator.builders import training_job as build
 from clinops_operator.builders.common import InvalidSpecError, conditions_of, now, parse_spec
+from clinops_operator.pausing import pause
 from clinops_operator.settings import Runtime, runtime
 
 KIND = "TrainingJob"
@@ -176,7 +177,7 @@ async def poll(
         if not _settled(run, body):
             # The KFP and Kubernetes clients block: off the event loop that every handler shares.
             await asyncio.to_thread(_follow, run, namespace, name, copy.deepcopy(dict(body)))
-        await stopped.wait(run.training.poll_interval_s)
+        await pause(stopped, run.training.poll_interval_s)
 
 
 @kopf.on.delete(API_GROUP, VERSION, PLURAL)
