@@ -75,23 +75,25 @@ def _call(
     )
 
 
-def apply(api: client.ApiClient, body: Mapping[str, Any], *, logger: Logger) -> bool:
+def apply(api: client.ApiClient, body: Mapping[str, Any], *, logger: Logger) -> dict[str, Any]:
     """Create the object, or patch it when it exists already (409): retries and restarts never duplicate it.
 
-    Whether it was created.
+    The object as the apiserver stored it.
     """
     api_version, kind = body["apiVersion"], body["kind"]
     namespace, name = body["metadata"]["namespace"], body["metadata"]["name"]
     try:
-        _call(api, "POST", _path(api_version, kind, namespace), body)
+        created: dict[str, Any] = _call(api, "POST", _path(api_version, kind, namespace), body)
     except ApiException as exc:
         if exc.status != 409:
             raise
     else:
         logger.info("Created %s %s", kind, name)
-        return True
-    _call(api, "PATCH", _path(api_version, kind, namespace, name), body, content_type=MERGE_PATCH)
-    return False
+        return created
+    patched: dict[str, Any] = _call(
+        api, "PATCH", _path(api_version, kind, namespace, name), body, content_type=MERGE_PATCH
+    )
+    return patched
 
 
 def read(api: client.ApiClient, api_version: str, kind: str, namespace: str, name: str) -> dict[str, Any] | None:

@@ -16,6 +16,7 @@ from clinops_operator import k8s
 from clinops_operator.builders.drift_monitor import DriftConfig
 from clinops_operator.builders.model_deployment import ServingConfig
 from clinops_operator.kfp_api import TrainingConfig
+from clinops_operator.notices import Notices
 
 FINALIZER = f"{API_GROUP}/finalizer"
 DEFAULT_SERVING_IMAGE = f"clinops-platform:{__version__}"
@@ -40,6 +41,8 @@ class Runtime:
     # "auto": a ServiceMonitor whenever the apiserver serves the kind; "true"/"false" force it.
     service_monitors: str = "auto"
     training: TrainingConfig = field(default_factory=TrainingConfig)
+    # A reconcile's status write, announced by (namespace, name) to the Deployment events waiting for it.
+    status_written: Notices = field(default_factory=Notices)
 
 
 def _flag(value: str | None, default: bool) -> bool:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-import time
+import contextlib
 from collections.abc import Mapping
 from typing import Any
 
@@ -30,9 +30,8 @@ PLURAL = "modeldeployments"
 VERSION = "v1alpha1"
 LONGEST_ROLE = f"-{build.SPEC_ROLE}"
 # How long a Deployment event waits for the reconcile of its owner's new generation to write that generation's
-# status first, and how often it looks.
+# status first.
 PENDING_RECONCILE_S = 15.0
-PENDING_RECONCILE_POLL_S = 0.25
 
 
 def parse(name: str, spec: Mapping[str, Any]) -> ModelDeploymentSpec:
@@ -56,15 +55,20 @@ def _write_status(
     spec: ModelDeploymentSpec | None,
     *,
     reconciled: bool,
+    deployment: Mapping[str, Any] | None = None,
 ) -> bool:
     """No ``spec``: the object's own, parsed from the same read the status is computed from. The Deployment is read
     after the object, on every attempt, so the write that lands was computed from the newest state of both: an
     event's own copy of the Deployment may be older than a read another writer already made. False when the
-    reconcile of the object's current generation has yet to write its status, so this write had to wait for it."""
+    reconcile of the object's current generation has yet to write its status, so this write had to wait for it.
+
+    ``deployment``: the Deployment as the reconcile's own write just returned it, fresh enough for a first attempt
+    (a rollout that moves after it has its own event, which waits for this write); later attempts read it again."""
     waiting = False
+    known = deployment
 
     def compute(current: Mapping[str, Any]) -> dict[str, Any] | None:
-        nonlocal waiting
+        nonlocal waiting, known
         try:
             served = spec or parse(name, current.get("spec") or {})
         except InvalidSpecError:
@@ -82,7 +86,8 @@ def _write_status(
             return None
         else:
             observed = previous["observedGeneration"]
-        rollout = k8s.read(run.api, "apps/v1", "Deployment", namespace, child_name(name))
+        rollout = known or k8s.read(run.api, "apps/v1", "Deployment", namespace, child_name(name))
+        known = None
         return build.status(
             name=name,
             namespace=namespace,
@@ -109,6 +114,7 @@ def reconcile(
     body: kopf.Body,
     meta: kopf.Meta,
     memo: Any,
+    reason: str,
     logger: kopf.Logger,
     **_: Any,
 ) -> None:
@@ -125,11 +131,14 @@ def reconcile(
         raise kopf.PermanentError(f"Rejected the spec: {problem}") from exc
     children = build.children(name=name, spec=parsed, config=run.serving, service_monitors=_service_monitors(run))
     kopf.adopt(children, owner=body)
-    for child in children:
-        k8s.apply(run.api, child, logger=logger)
-    for api_version, kind, stale in build.absent_children(name=name, spec=parsed):
-        k8s.delete(run.api, api_version, kind, namespace, stale, logger=logger)
-    _write_status(run, namespace, name, parsed, reconciled=True)
+    applied = {child["kind"]: k8s.apply(run.api, child, logger=logger) for child in children}
+    # A new object has no children from an earlier spec: whatever of its name is left from a deleted namesake
+    # belongs to that one and goes with it (garbage collection by owner reference).
+    if reason != kopf.Reason.CREATE:
+        for api_version, kind, stale in build.absent_children(name=name, spec=parsed):
+            k8s.delete(run.api, api_version, kind, namespace, stale, logger=logger)
+    _write_status(run, namespace, name, parsed, reconciled=True, deployment=applied.get("Deployment"))
+    run.status_written.announce((namespace, name))
 
 
 def _owner(body: Mapping[str, Any]) -> str | None:
@@ -153,14 +162,20 @@ async def deployment_changed(
     if owner is None or namespace is None or type == "DELETED":
         return
     run = runtime(memo)
-    if await asyncio.to_thread(_write_status, run, namespace, owner, None, reconciled=False):
-        return
-    # The owner's reconcile is under way and reads the Deployment for its own status, but this rollout may have
-    # moved after that read, and no later event need come: write it once the reconcile has, from a fresh read.
-    # Waiting asynchronously: a burst of new objects must not park the handlers' threads their reconciles need.
-    deadline = time.monotonic() + PENDING_RECONCILE_S
-    while time.monotonic() < deadline:
-        await asyncio.sleep(PENDING_RECONCILE_POLL_S)
-        if await asyncio.to_thread(_write_status, run, namespace, owner, None, reconciled=False):
-            return
+    # The owner's reconcile may be under way: its status is computed from a Deployment this rollout may have
+    # moved past since, and no later event need come, so this one is written once the reconcile has written, from
+    # a fresh read. The reconcile announces its write; waiting for that asynchronously (not polling, not parking a
+    # thread) keeps a burst of new objects from spending the apiserver and the handlers' threads on waiting.
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + PENDING_RECONCILE_S
+    with run.status_written.expecting((namespace, owner)) as written:
+        while True:
+            written.clear()
+            if await asyncio.to_thread(_write_status, run, namespace, owner, None, reconciled=False):
+                return
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout_at(deadline):
+                    await written.wait()
+            if loop.time() >= deadline:
+                break
     logger.info(f"Left the status of {owner} to its reconcile, which has not written it for {PENDING_RECONCILE_S:.0f}s")
