@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import socket
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -23,20 +24,21 @@ def test_a_port_is_free_and_outside_the_ephemeral_range() -> None:
     assert len(ports) > 40
 
 
-def test_a_port_in_use_is_never_returned(monkeypatch: pytest.MonkeyPatch) -> None:
+@pytest.fixture
+def held_port() -> Iterator[int]:
+    """A port a listening socket holds for the test's length."""
     with socket.socket() as held:
         held.bind(("127.0.0.1", 0))
         held.listen()
-        taken = held.getsockname()[1]
-        monkeypatch.setattr(process, "_candidate_ports", lambda: range(taken, taken + 2))
-        assert {free_port() for _ in range(30)} == {taken + 1}
+        yield int(held.getsockname()[1])
 
 
-def test_no_free_port_is_a_clear_error(monkeypatch: pytest.MonkeyPatch) -> None:
-    with socket.socket() as held:
-        held.bind(("127.0.0.1", 0))
-        held.listen()
-        taken = held.getsockname()[1]
-        monkeypatch.setattr(process, "_candidate_ports", lambda: range(taken, taken + 1))
-        with pytest.raises(StackError, match="no free loopback port"):
-            free_port()
+def test_a_port_in_use_is_never_returned(monkeypatch: pytest.MonkeyPatch, held_port: int) -> None:
+    monkeypatch.setattr(process, "_candidate_ports", lambda: range(held_port, held_port + 2))
+    assert {free_port() for _ in range(30)} == {held_port + 1}
+
+
+def test_no_free_port_is_a_clear_error(monkeypatch: pytest.MonkeyPatch, held_port: int) -> None:
+    monkeypatch.setattr(process, "_candidate_ports", lambda: range(held_port, held_port + 1))
+    with pytest.raises(StackError, match="no free loopback port"):
+        free_port()
