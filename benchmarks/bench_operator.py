@@ -47,6 +47,7 @@ from typing import Any
 import numpy as np
 import yaml
 from kubernetes import client, config
+from prometheus_client.parser import text_string_to_metric_families
 
 from clinops.specs.model_deployment import ModelDeploymentSpec
 from clinops.stack import crds
@@ -104,6 +105,35 @@ def _get(api: client.ApiClient, path: str) -> dict[str, Any]:
         _request_timeout=30,
     )
     return found
+
+
+def apiserver_requests(api: client.ApiClient) -> Counter[str]:
+    """Requests the apiserver has served so far, by verb (watches excluded: they are long-lived streams)."""
+    response = api.call_api(
+        "/metrics",
+        "GET",
+        header_params={"Accept": "text/plain"},
+        auth_settings=["BearerToken"],
+        _preload_content=False,
+        _return_http_data_only=True,
+        _request_timeout=30,
+    )
+    served: Counter[str] = Counter()
+    for family in text_string_to_metric_families(response.data.decode()):
+        if family.name != "apiserver_request":
+            continue
+        for sample in family.samples:
+            verb = sample.labels.get("verb", "")
+            if sample.name == "apiserver_request_total" and verb not in ("WATCH", "CONNECT"):
+                served[verb] += int(sample.value)
+    return served
+
+
+def requests_per_cr(before: Counter[str], after: Counter[str], count: int) -> dict[str, float]:
+    """Per CR and verb, everything the apiserver served in between: both sides share the controllers' share."""
+    spent = after - before
+    per_verb = {verb: round(spent[verb] / count, 1) for verb in sorted(spent)}
+    return {"all": round(sum(spent.values()) / count, 1), **per_verb}
 
 
 def _lines(response: Any) -> Iterator[bytes]:
@@ -453,9 +483,11 @@ def run_peer(
         for watch in watches:
             watch.begin()
         log(f"peer: applying the children of {len(names)} ModelDeployments")
+        served_before = apiserver_requests(api)
         began = time.monotonic()
         calls_s = burst(workers, names, lambda name: apply(name, timeline))
         poll_until(timeline.done, timeout)
+        served = requests_per_cr(served_before, apiserver_requests(api), len(names))
     finally:
         for watch in watches:
             watch.stop()
@@ -464,7 +496,9 @@ def run_peer(
     timeline.dump(logs / "timeline-peer.json", began)
     result = side_result(timeline, began, calls_s)
     result["children_missing"] = missing_children(api, namespace, names)
-    return result, breakdown(timeline)
+    details = breakdown(timeline)
+    details["apiserver_requests_per_cr"] = served
+    return result, details
 
 
 def run_ours(
@@ -510,9 +544,11 @@ def run_ours(
             timeline.start(name, time.monotonic())
 
         log(f"ours: creating {len(names)} ModelDeployments")
+        served_before = apiserver_requests(api)
         began = time.monotonic()
         calls_s = burst(workers, names, create)
         poll_until(lambda: timeline.done() or not operator.running, timeout)
+        served = requests_per_cr(served_before, apiserver_requests(api), len(names))
         cpu_used = cpu_seconds(operator.pid) if operator.running else None
         if not operator.running:
             log(f"the operator exited with {operator.process and operator.process.returncode} during the run")
@@ -529,6 +565,7 @@ def run_ours(
     result["peak_rss_mib"] = round(peak_mib, 1)
     details = breakdown(timeline)
     details["operator_cpu_s"] = None if cpu_used is None else round(cpu_used - cpu_before, 2)
+    details["apiserver_requests_per_cr"] = served
     details.update(operator_log_summary(operator.log))
     return result, details
 

@@ -231,6 +231,21 @@ def test_status_follows_the_rollout(deployment: dict[str, Any] | None, phase: st
     assert condition["observedGeneration"] == 7
 
 
+@pytest.mark.parametrize(
+    ("deployment", "observed"),
+    [
+        ({"metadata": {"generation": 1}}, False),  # as created: no status at all
+        (deployment_state(desired=2, ready=2, updated=2, total=2, generation=3, observed=2), False),
+        (deployment_state(desired=2, ready=0, updated=0, total=0, generation=3, observed=3), True),
+        (deployment_state(desired=2, ready=2, updated=2, total=2, generation=3, observed=4), True),
+    ],
+)
+def test_a_template_is_observed_once_the_controller_reports_its_generation(
+    deployment: dict[str, Any], observed: bool
+) -> None:
+    assert build.template_observed(deployment) is observed
+
+
 def test_condition_keeps_its_transition_time_until_its_status_changes() -> None:
     def ready_condition(deployment: dict[str, Any], previous: list[dict[str, Any]]) -> dict[str, Any]:
         condition: dict[str, Any] = status_of("alias", deployment, previous=previous, now=LATER)["conditions"][0]

@@ -256,6 +256,13 @@ def url(*, name: str, namespace: str, config: ServingConfig) -> str:
     return f"http://{child_name(name)}.{namespace}.svc:{config.port}"
 
 
+def template_observed(deployment: Mapping[str, Any]) -> bool:
+    """Whether the Deployment controller has seen this copy's template: until it has, the copy says nothing about
+    the rollout, and the controller's next status write is an event of its own."""
+    observed = (deployment.get("status") or {}).get("observedGeneration") or 0
+    return int(observed) >= int(deployment["metadata"].get("generation") or 0)
+
+
 def _rollout(deployment: Mapping[str, Any] | None) -> tuple[bool, int, str]:
     """Whether every desired pod runs the current template and is Ready, the Ready count and why not."""
     if deployment is None:
@@ -265,7 +272,7 @@ def _rollout(deployment: Mapping[str, Any] | None) -> tuple[bool, int, str]:
     ready = int(observed.get("readyReplicas") or 0)
     updated = int(observed.get("updatedReplicas") or 0)
     total = int(observed.get("replicas") or 0)
-    if int(observed.get("observedGeneration") or 0) < int(deployment["metadata"].get("generation") or 0):
+    if not template_observed(deployment):
         return False, ready, "the Deployment controller has not seen the latest template yet"
     if updated < desired or total > desired:
         return False, ready, f"rolling out: {updated} of {desired} replicas updated, {total} running"

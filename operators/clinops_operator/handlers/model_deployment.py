@@ -161,6 +161,10 @@ async def deployment_changed(
     owner = _owner(body)
     if owner is None or namespace is None or type == "DELETED":
         return
+    if not build.template_observed(body):
+        # What such a copy would write, the reconcile that wrote the template writes itself (it is how a new
+        # Deployment is first seen); the controller's next status write brings an event of its own.
+        return
     run = runtime(memo)
     # The owner's reconcile may be under way: its status is computed from a Deployment this rollout may have
     # moved past since, and no later event need come, so this one is written once the reconcile has written, from
