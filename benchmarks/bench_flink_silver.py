@@ -8,7 +8,7 @@ calling a per-record validator (the peer, the way a first PyFlink port of the ba
 must keep the same silver events and quarantine the same records for the same reasons. Throughput is events over
 the job's net runtime on the cluster (start-up and planning excluded; both are also printed end to end). Both
 jobs get the same job settings from the same code (parallelism, checkpointing, state backend, and the local JVM's
-C1-only JIT of a bounded run). Prints one JSON line.
+JIT and collector options of a bounded run: C1 only, parallel GC). Prints one JSON line.
 
 Runs in the core env; with ``--peer-job`` it is the peer job itself, run by the stream env's python.
 """
