@@ -6,8 +6,9 @@ Window Top-N dedupe and Parquet/quarantine sinks. They differ in the per-event w
 generated from the shared rules and one Java function for timestamps (ours), or one row-at-a-time Python scalar UDF
 calling a per-record validator (the peer, the way a first PyFlink port of the batch validator is written). Both
 must keep the same silver events and quarantine the same records for the same reasons. Throughput is events over
-the job's net runtime on the cluster (start-up and planning excluded; both are also printed end to end). Prints one
-JSON line.
+the job's net runtime on the cluster (start-up and planning excluded; both are also printed end to end). Both
+jobs get the same job settings from the same code (parallelism, checkpointing, state backend, and the local JVM's
+JIT and collector options of a bounded run: C1 only, parallel GC). Prints one JSON line.
 
 Runs in the core env; with ``--peer-job`` it is the peer job itself, run by the stream env's python.
 """
@@ -292,7 +293,10 @@ def run_peer_job(lake_root: str, parallelism: int) -> dict[str, Any]:
     flink_types.update({"bool": DataTypes.BOOLEAN(), "timestamp[ms, tz=UTC]": DataTypes.BIGINT()})
     lake = Lake(lake_root)
     spec = JobSpec(lake_uri=lake_uri(lake))
-    t_env = table_environment(RunOptions(lake=lake_root, parallelism=parallelism), jar_cache())
+    # The settings a bounded run of ours gets (run() sets bounded_jvm for a file backfill): checkpoints, state
+    # backend, parallelism and the local JVM's JIT options come from the same table_environment for both jobs.
+    options = RunOptions(lake=lake_root, parallelism=parallelism, bounded_jvm=True)
+    t_env = table_environment(options, jar_cache())
     inserts = []
     for kind in EventType:
         name = entity(kind)
