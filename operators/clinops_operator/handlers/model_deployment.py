@@ -115,6 +115,7 @@ def reconcile(
     meta: kopf.Meta,
     memo: Any,
     reason: str,
+    retry: int,
     logger: kopf.Logger,
     **_: Any,
 ) -> None:
@@ -132,9 +133,10 @@ def reconcile(
     children = build.children(name=name, spec=parsed, config=run.serving, service_monitors=_service_monitors(run))
     kopf.adopt(children, owner=body)
     applied = {child["kind"]: k8s.apply(run.api, child, logger=logger) for child in children}
-    # A new object has no children from an earlier spec: whatever of its name is left from a deleted namesake
-    # belongs to that one and goes with it (garbage collection by owner reference).
-    if reason != kopf.Reason.CREATE:
+    # A new object's first attempt has no children from an earlier spec: whatever of its name is left from a
+    # deleted namesake belongs to that one and goes with it (garbage collection by owner reference). A retried
+    # creation may have made children for a spec that changed since.
+    if reason != kopf.Reason.CREATE or retry > 0:
         for api_version, kind, stale in build.absent_children(name=name, spec=parsed):
             k8s.delete(run.api, api_version, kind, namespace, stale, logger=logger)
     _write_status(run, namespace, name, parsed, reconciled=True, deployment=applied.get("Deployment"))
