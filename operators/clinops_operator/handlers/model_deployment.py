@@ -58,12 +58,12 @@ def _write_status(
     deployment: Mapping[str, Any] | None = None,
 ) -> bool:
     """No ``spec``: the object's own, parsed from the same read the status is computed from. The Deployment is read
-    after the object, on every attempt, so the write that lands was computed from the newest state of both: an
-    event's own copy of the Deployment may be older than a read another writer already made. False when the
-    reconcile of the object's current generation has yet to write its status, so this write had to wait for it.
+    after the object, so the write that lands was computed from the newest state of both: an event's own copy of
+    the Deployment may be older than a read another writer already made. False when the reconcile of the object's
+    current generation has yet to write its status, so this write had to wait for it.
 
-    ``deployment``: the Deployment as the reconcile's own write just returned it, fresh enough for a first attempt
-    (a rollout that moves after it has its own event, which waits for this write); later attempts read it again."""
+    ``deployment``: the Deployment as the reconcile's own write just returned it, used instead of that read on the
+    first attempt only (a rollout that moves after it has its own event, which waits for this write)."""
     waiting = False
     known = deployment
 
