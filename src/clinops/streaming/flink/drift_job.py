@@ -21,10 +21,10 @@ from clinops.lake.layout import bronze_prefix
 from clinops.lake.store import Lake
 from clinops.monitoring.bins import bin_index_rules
 from clinops.monitoring.drift import DriftResult, drift_report
-from clinops.streaming.flink import cache
 from clinops.streaming.flink.drift_sql import (
     BINS_UDF,
     DRIFT_REPORT_UDF,
+    JAVA_FUNCTIONS,
     RULES_PARAMETER,
     Binning,
     DriftOptions,
@@ -36,7 +36,14 @@ from clinops.streaming.flink.drift_sql import (
     statements,
     window_bounds,
 )
-from clinops.streaming.flink.silver_job import FlinkJobError, RunOptions, jar_cache, lake_uri, table_environment
+from clinops.streaming.flink.silver_job import (
+    FlinkJobError,
+    RunOptions,
+    jar_cache,
+    lake_uri,
+    require_classes,
+    table_environment,
+)
 from clinops.streaming.flink.silver_sql import SourceKind
 
 log = logging.getLogger(__name__)
@@ -217,14 +224,6 @@ def _config(options: DriftOptions, spec: DriftSpec) -> dict[str, str]:
     return config
 
 
-def _require_functions_jar(jars_dir: Path) -> None:
-    """The job's Java aggregates come from our own jar; without it Flink fails late, naming only the class."""
-    if not any(jar.name == cache.FUNCTIONS_JAR for jar in cache.jars(jars_dir)):
-        raise FlinkJobError(
-            f"no {cache.FUNCTIONS_JAR} (the drift job's Java functions) in {jars_dir / 'jars'}: run `make flink-jars`"
-        )
-
-
 def _expose_metrics(jars_dir: Path) -> None:
     """Puts the Prometheus reporter on the gateway JVM's class path, where the local mini-cluster looks for it.
 
@@ -266,7 +265,7 @@ def run(options: DriftOptions) -> DriftRunResult:
         extra_config=_config(options, spec),
     )
     jars_dir = jar_cache()
-    _require_functions_jar(jars_dir)
+    require_classes(jars_dir, JAVA_FUNCTIONS.values())
     if options.metrics_port:
         _expose_metrics(jars_dir)
     t_env = table_environment(environment, jars_dir)

@@ -241,16 +241,21 @@ def _window_counts(source: str, aggregate: str, window: str) -> str:
     )
 
 
+def _counter(spec: DriftSpec) -> str:
+    """The Java aggregate that counts the cells: of the features ROW, or of the Python UDF's cells."""
+    return CELL_COUNTS_UDAF if spec.binning is Binning.PYTHON else BIN_COUNTS_UDAF
+
+
 def _count_views(spec: DriftSpec, window: str) -> list[tuple[str, str]]:
     """Views up to ``drift_counts`` (window_start, start_s, counts): every window's counts of all cells."""
     values = ", ".join(feature_column(name) for name in spec.rules)
     if spec.binning is Binning.PYTHON:
         events = f"SELECT `event_time`, {BINS_UDF}({values}) AS `cells` FROM `predictions` WHERE {_filters(spec)}"
-        aggregate = f"{CELL_COUNTS_UDAF}(`cells`)"
+        aggregate = f"{_counter(spec)}(`cells`)"
     else:
         # The features ROW (declared in the rules' order) goes to the Java aggregate whole, as Flink holds it.
         events = f"SELECT `event_time`, `features` FROM `predictions` WHERE {_filters(spec)}"
-        aggregate = f"{BIN_COUNTS_UDAF}(`features`)"
+        aggregate = f"{_counter(spec)}(`features`)"
     return [("drift_events", events), ("drift_counts", _window_counts("drift_events", aggregate, window))]
 
 
@@ -260,14 +265,13 @@ def statements(spec: DriftSpec) -> JobStatements:
     The Python report runs on the one row per window that the count emits.
     """
     window = interval(spec.window_seconds)
-    counter = CELL_COUNTS_UDAF if spec.binning is Binning.PYTHON else BIN_COUNTS_UDAF
     report = f"{DRIFT_REPORT_UDF}(`start_s`, `counts`)"
     if spec.sink is SourceKind.KAFKA:
         insert = f"INSERT INTO `drift_results` SELECT {literal(spec.deployment)}, {report} FROM `drift_counts`"
     else:
         date = "DATE_FORMAT(`window_start`, 'yyyy-MM-dd')"
         insert = f"INSERT INTO `drift_results` SELECT {report}, {date} FROM `drift_counts`"
-    ddl = [source_ddl(spec), sink_ddl(spec), function_ddl(counter)]
+    ddl = [source_ddl(spec), sink_ddl(spec), function_ddl(_counter(spec))]
     return JobStatements(ddl, _count_views(spec, window), insert)
 
 

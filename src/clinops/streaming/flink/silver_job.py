@@ -68,7 +68,8 @@ def require_classes(jars_dir: Path, classes: Iterable[str]) -> None:
     missing = cache.missing_classes(jars_dir, classes)
     if missing:
         raise FlinkJobError(
-            f"no jar in {jars_dir / 'jars'} holds {', '.join(missing)} (scripts/flink-udf): run `make flink-jars`"
+            f"no {cache.FUNCTIONS_JAR} in {jars_dir / 'jars'} holding {', '.join(missing)} (scripts/flink-udf): "
+            "run `make flink-jars`"
         )
 
 

@@ -5,8 +5,6 @@ import java.util.Optional;
 import org.apache.flink.table.api.DataTypes;
 import org.apache.flink.table.catalog.DataTypeFactory;
 import org.apache.flink.table.data.RowData;
-import org.apache.flink.table.functions.AggregateFunction;
-import org.apache.flink.table.functions.FunctionContext;
 import org.apache.flink.table.functions.FunctionDefinition;
 import org.apache.flink.table.types.DataType;
 import org.apache.flink.table.types.inference.ArgumentCount;
@@ -29,21 +27,9 @@ import org.apache.flink.table.types.logical.LogicalTypeRoot;
  * as Flink holds it; partial windows merge, so the planner counts on every subtask and adds the partial counts up
  * once per window.
  */
-public final class DriftBinCounts extends AggregateFunction<long[], CellCounts> {
+public final class DriftBinCounts extends CellCountsAggregate {
     private static final long serialVersionUID = 1L;
     static final DataType COUNTS = DataTypes.ARRAY(DataTypes.BIGINT().notNull()).notNull().bridgedTo(long[].class);
-
-    private transient BinRules rules;
-
-    @Override
-    public void open(FunctionContext context) {
-        rules = Rules.of(context);
-    }
-
-    @Override
-    public CellCounts createAccumulator() {
-        return new CellCounts();
-    }
 
     public void accumulate(CellCounts counts, RowData features) {
         if (features.getArity() != rules.features()) {
@@ -54,15 +40,6 @@ public final class DriftBinCounts extends AggregateFunction<long[], CellCounts> 
         for (int i = 0; i < rules.features(); i++) {
             cells[rules.cell(features, i)]++;
         }
-    }
-
-    public void merge(CellCounts counts, Iterable<CellCounts> others) {
-        counts.add(others, rules);
-    }
-
-    @Override
-    public long[] getValue(CellCounts counts) {
-        return counts.under(rules).clone();
     }
 
     @Override

@@ -1,8 +1,6 @@
 package io.clinops.flink;
 
 import org.apache.flink.table.annotation.DataTypeHint;
-import org.apache.flink.table.functions.AggregateFunction;
-import org.apache.flink.table.functions.FunctionContext;
 
 /**
  * Per window, the counts of cells computed elsewhere: {@code clinops_cell_counts(cells)} takes one event's cells
@@ -11,20 +9,8 @@ import org.apache.flink.table.functions.FunctionContext;
  * <p>It counts for the job whose per-event bins come from a Python function (the benchmark's peer), so the two
  * jobs differ in where each event is binned and nowhere else.
  */
-public final class DriftCellCounts extends AggregateFunction<long[], CellCounts> {
+public final class DriftCellCounts extends CellCountsAggregate {
     private static final long serialVersionUID = 1L;
-
-    private transient BinRules rules;
-
-    @Override
-    public void open(FunctionContext context) {
-        rules = Rules.of(context);
-    }
-
-    @Override
-    public CellCounts createAccumulator() {
-        return new CellCounts();
-    }
 
     public void accumulate(CellCounts counts, @DataTypeHint("ARRAY<INT>") Integer[] cells) {
         long[] all = counts.under(rules);
@@ -34,14 +20,5 @@ public final class DriftCellCounts extends AggregateFunction<long[], CellCounts>
             }
             all[cell]++;
         }
-    }
-
-    public void merge(CellCounts counts, Iterable<CellCounts> others) {
-        counts.add(others, rules);
-    }
-
-    @Override
-    public long[] getValue(CellCounts counts) {
-        return counts.under(rules).clone();
     }
 }

@@ -4,8 +4,8 @@ import org.apache.flink.table.functions.ScalarFunction;
 
 /**
  * {@code clinops_parse_timestamp(text)}: epoch milliseconds of a timestamp text as the batch validator reads it, or
- * NULL where it reads none. The silver job calls it only for texts its SQL path cannot settle, in the JVM, so the
- * job starts no Python worker.
+ * NULL where it reads none. The silver job reads every timestamp through it, in the JVM, so the job starts no
+ * Python worker.
  */
 public class ParseTimestamp extends ScalarFunction {
 
