@@ -113,6 +113,29 @@ one otherwise. Called with (dict "context" $ "secret" name "key" key "length" n)
 {{- end -}}
 {{- end -}}
 
+{{/* The uid and gid of the platform image's processes (operator, ingestion, MLflow). */}}
+{{- define "clinops.platformUid" -}}
+10001
+{{- end -}}
+
+{{/*
+The pod securityContext of the restricted Pod Security Standard, run as (dict "uid" n): the volumes' group is the
+same id unless "noFsGroup" is set; "fsGroupChangePolicy" is passed on when given.
+*/}}
+{{- define "clinops.restrictedPod" -}}
+runAsNonRoot: true
+runAsUser: {{ .uid }}
+runAsGroup: {{ .uid }}
+{{- if not .noFsGroup }}
+fsGroup: {{ .uid }}
+{{- end }}
+{{- with .fsGroupChangePolicy }}
+fsGroupChangePolicy: {{ . }}
+{{- end }}
+seccompProfile:
+  type: RuntimeDefault
+{{- end -}}
+
 {{/* The container securityContext of the restricted Pod Security Standard. */}}
 {{- define "clinops.restrictedContainer" -}}
 allowPrivilegeEscalation: false
