@@ -14,6 +14,7 @@ from kubernetes import client
 
 from clinops.stack.process import poll_until
 from tests.e2e import chart
+from tests.e2e.chart import SCENARIOS, Doc, container, env, pod_spec
 from tests.e2e.helm import CHART, CRDS_CHART, Helm, restricted_namespace
 from tests.e2e.volumes import local_volumes
 
@@ -21,11 +22,8 @@ pytestmark = pytest.mark.e2e
 
 RELEASE = "lab"
 NAMESPACE = "ml"
-SCENARIOS = CHART / "scenarios"
 WORKLOADS = ("Deployment", "StatefulSet", "Job")
 GENERATED = (f"{RELEASE}-minio", f"{RELEASE}-s3-client", f"{RELEASE}-postgresql")
-
-Doc = dict[str, Any]
 
 
 def render(helm: Helm, *args: str) -> list[Doc]:
@@ -34,29 +32,11 @@ def render(helm: Helm, *args: str) -> list[Doc]:
 
 
 def refused(helm: Helm, *args: str) -> str:
-    done = helm("template", RELEASE, str(CHART), "-n", NAMESPACE, *args, check=False)
-    assert done.returncode != 0, done.stdout
-    return done.stderr
+    return chart.refused(helm, *args, apis=[], namespace=NAMESPACE, release=RELEASE)
 
 
 def names(docs: list[Doc], kind: str) -> set[str]:
     return {d["metadata"]["name"] for d in docs if d["kind"] == kind}
-
-
-def pod_spec(doc: Doc) -> Doc:
-    spec: Doc = doc["spec"]["template"]["spec"]
-    return spec
-
-
-def container(doc: Doc, name: str | None = None) -> Doc:
-    containers = pod_spec(doc)["containers"]
-    (found,) = [c for c in containers if name is None or c["name"] == name]
-    return found
-
-
-def env(doc: Doc, name: str | None = None) -> dict[str, Any]:
-    """A container's environment: plain values as strings, references as their valueFrom."""
-    return {item["name"]: item.get("value", item.get("valueFrom")) for item in container(doc, name).get("env", [])}
 
 
 def secret_text(doc: Doc, key: str) -> str:

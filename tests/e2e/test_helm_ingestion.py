@@ -6,8 +6,8 @@ from typing import Any
 
 import pytest
 
-from tests.e2e.chart import ALL_APIS, PROMETHEUS_OPERATOR, RELEASE, one, render
-from tests.e2e.helm import CHART, Helm
+from tests.e2e.chart import ALL_APIS, PROMETHEUS_OPERATOR, RELEASE, one, pod_spec, refused, render
+from tests.e2e.helm import Helm
 
 pytestmark = pytest.mark.e2e
 
@@ -15,8 +15,7 @@ NAME = f"{RELEASE}-ingest"
 
 
 def ingest_pod(documents: list[dict[str, Any]]) -> dict[str, Any]:
-    spec: dict[str, Any] = one(documents, "StatefulSet", NAME)["spec"]["template"]["spec"]
-    return spec
+    return pod_spec(one(documents, "StatefulSet", NAME))
 
 
 @pytest.mark.parametrize(
@@ -45,9 +44,7 @@ def test_ingestion_runs_only_where_it_has_a_kafka_and_a_lake(
 
 
 def test_insisting_on_ingestion_without_kafka_names_what_is_missing(helm: Helm) -> None:
-    done = helm("template", RELEASE, str(CHART), "--set", "ingestion.enabled=true", check=False)
-    assert done.returncode != 0
-    assert "ingestion.enabled=true needs a Kafka" in done.stderr
+    assert "ingestion.enabled=true needs a Kafka" in refused(helm, "--set", "ingestion.enabled=true", apis=[])
 
 
 def test_each_member_consumes_the_charts_kafka_into_the_charts_lake_as_itself(helm: Helm) -> None:

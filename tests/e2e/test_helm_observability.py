@@ -20,12 +20,21 @@ from clinops.serving.metrics import ServerMetrics
 from clinops.stack.fetch import cache_root
 from clinops.streaming.metrics import IngestMetrics
 from clinops_operator import metrics as operator_metrics
-from tests.e2e.chart import PROMETHEUS_OPERATOR, RELEASE, SCENARIOS, kinds, of_kind, one, render
+from tests.e2e.chart import (
+    ALERTS,
+    MONITORING_KINDS,
+    PROMETHEUS_OPERATOR,
+    RELEASE,
+    SCENARIOS,
+    kinds,
+    of_kind,
+    one,
+    render,
+)
 from tests.e2e.helm import CHART, ROOT, Helm
 
 pytestmark = pytest.mark.e2e
 
-ALERTS = CHART / "files" / "alerts.yaml"
 ALERTS_TEST = Path(__file__).with_name("alerts_test.yaml")
 DASHBOARDS = sorted((CHART / "dashboards").glob("*.json"))
 DRIFT_JOB = ROOT / "src" / "clinops" / "streaming" / "flink" / "drift_job.py"
@@ -194,8 +203,8 @@ def test_monitors_and_rules_follow_the_presence_rule(
     options = [] if setting is None else ["--set", f"monitoring.monitors={setting}"]
     options += [] if setting is None else ["--set", f"monitoring.prometheusRules={setting}"]
     documents = render(helm, *options, apis=apis)
-    expected = {"ServiceMonitor", "PodMonitor", "PrometheusRule"} if rendered else set()
-    assert kinds(documents) & {"ServiceMonitor", "PodMonitor", "PrometheusRule"} == expected
+    expected = MONITORING_KINDS if rendered else set()
+    assert kinds(documents) & MONITORING_KINDS == expected
     assert ("clinops-operator-metrics" in {s["metadata"]["name"] for s in of_kind(documents, "Service")}) is rendered
 
 
@@ -204,7 +213,7 @@ def test_only_the_offered_monitoring_kinds_are_rendered(helm: Helm) -> None:
     documents = render(
         helm, apis=["monitoring.coreos.com/v1/ServiceMonitor", "monitoring.coreos.com/v1/PrometheusRule"]
     )
-    assert kinds(documents) & {"ServiceMonitor", "PodMonitor", "PrometheusRule"} == {"ServiceMonitor", "PrometheusRule"}
+    assert kinds(documents) & MONITORING_KINDS == {"ServiceMonitor", "PrometheusRule"}
 
 
 def test_the_monitors_select_what_the_platform_runs(helm: Helm) -> None:

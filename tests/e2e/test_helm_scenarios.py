@@ -12,7 +12,7 @@ import pytest
 from kubernetes import client, config
 
 from clinops.stack.controlplane import ControlPlane
-from tests.e2e.chart import MONITORING_KINDS, SCENARIOS, STRIMZI, kinds, of_kind, one, render
+from tests.e2e.chart import ALERTS, MONITORING_KINDS, SCENARIOS, STRIMZI_KINDS, kinds, of_kind, one, render
 from tests.e2e.helm import Helm, restricted_namespace
 
 pytestmark = pytest.mark.e2e
@@ -68,7 +68,7 @@ def test_every_rendered_object_is_admitted_by_the_apiserver(
 @pytest.mark.parametrize("values", CASES, ids=case_id)
 def test_without_the_third_party_apis_the_chart_renders_none_of_their_kinds(helm: Helm, values: Path | None) -> None:
     documents = render(helm, values=values, apis=[])
-    assert not kinds(documents) & (MONITORING_KINDS | {api.rsplit("/", 1)[1] for api in STRIMZI})
+    assert not kinds(documents) & (MONITORING_KINDS | STRIMZI_KINDS)
     assert one(documents, "Deployment", "clinops-operator")
 
 
@@ -79,4 +79,4 @@ def test_no_prometheus_operator_runs_its_own_prometheus_and_grafana_and_no_monit
     deployments = {d["metadata"]["name"] for d in of_kind(documents, "Deployment")}
     assert deployments == {"clinops-operator", "clinops-mlflow", "clinops-prometheus", "clinops-grafana"}
     rules = one(documents, "ConfigMap", "clinops-prometheus")["data"]["alerts.yaml"]
-    assert (SCENARIOS.parent / "files" / "alerts.yaml").read_text().strip() == rules.strip()
+    assert ALERTS.read_text().strip() == rules.strip()
