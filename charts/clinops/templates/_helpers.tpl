@@ -20,8 +20,7 @@ app.kubernetes.io/version: {{ .Chart.AppVersion | quote }}
 {{- end -}}
 
 {{- define "clinops.operatorSelector" -}}
-app.kubernetes.io/name: clinops-operator
-app.kubernetes.io/instance: {{ .Release.Name | quote }}
+{{- include "clinops.selector" (dict "name" "clinops-operator" "context" .) -}}
 {{- end -}}
 
 {{/* The names of the data services; every one carries the release's fullname, so two releases never clash. */}}
@@ -136,6 +135,30 @@ seccompProfile:
   type: RuntimeDefault
 {{- end -}}
 
+{{/*
+Environment variables read from one Secret, called with (dict "secret" name "vars" (list (list ENV_NAME key) ...)).
+*/}}
+{{- define "clinops.secretEnv" -}}
+{{- range .vars }}
+- name: {{ index . 0 }}
+  valueFrom:
+    secretKeyRef:
+      name: {{ $.secret }}
+      key: {{ index . 1 }}
+{{- end }}
+{{- end -}}
+
+{{/* MinIO's root credentials, for the server and the bucket Job. */}}
+{{- define "clinops.minioRootEnv" -}}
+{{- $auth := .Values.minio.auth -}}
+{{- include "clinops.secretEnv" (dict "secret" (include "clinops.minioRootSecret" .) "vars" (list (list "MINIO_ROOT_USER" $auth.rootUserKey) (list "MINIO_ROOT_PASSWORD" $auth.rootPasswordKey))) -}}
+{{- end -}}
+
+{{/* The ConfigMap of one dashboard file, called with (dict "context" $ "path" path-of-the-json). */}}
+{{- define "clinops.dashboardName" -}}
+{{- printf "%s-dashboard-%s" (include "clinops.fullname" .context) (base .path | trimSuffix ".json") -}}
+{{- end -}}
+
 {{/* The container securityContext of the restricted Pod Security Standard. */}}
 {{- define "clinops.restrictedContainer" -}}
 allowPrivilegeEscalation: false
@@ -154,7 +177,7 @@ seccompProfile:
 {{/* MLflow's image: the platform image unless one is named, so the server's MLflow is the clients' own. */}}
 {{- define "clinops.mlflowImage" -}}
 {{- if .Values.mlflow.image.repository -}}
-{{- printf "%s:%s" .Values.mlflow.image.repository (required "mlflow.image.tag is required with mlflow.image.repository" .Values.mlflow.image.tag) -}}
+{{- include "clinops.image.of" (dict "repository" .Values.mlflow.image.repository "tag" (required "mlflow.image.tag is required with mlflow.image.repository" .Values.mlflow.image.tag)) -}}
 {{- else -}}
 {{- include "clinops.image" . -}}
 {{- end -}}
