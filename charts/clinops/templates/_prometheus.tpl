@@ -1,14 +1,19 @@
-{{/* One pod-discovery scrape job of the in-namespace Prometheus: (list $ job appName portName). */}}
+{{/* Discovery of the release namespace's pods, for every scrape job of the in-namespace Prometheus. */}}
+{{- define "clinops.podDiscovery" -}}
+kubernetes_sd_configs:
+  - role: pod
+    namespaces:
+      names: [{{ .Release.Namespace | quote }}]
+{{- end -}}
+
+{{/* The scrape job of one app's named port, named after the app: (list $ appName portName). */}}
 {{- define "clinops.scrapeJob" -}}
 {{- $root := index . 0 -}}
 - job_name: {{ index . 1 }}
-  kubernetes_sd_configs:
-    - role: pod
-      namespaces:
-        names: [{{ $root.Release.Namespace | quote }}]
+  {{- include "clinops.podDiscovery" $root | nindent 2 }}
   relabel_configs:
     - source_labels: [__meta_kubernetes_pod_label_app_kubernetes_io_name, __meta_kubernetes_pod_container_port_name]
-      regex: {{ printf "%s;%s" (index . 2) (index . 3) | quote }}
+      regex: {{ printf "%s;%s" (index . 1) (index . 2) | quote }}
       action: keep
     {{- include "clinops.scrapeLabels" . | nindent 4 }}
 {{- end -}}
@@ -31,17 +36,14 @@ global:
 rule_files:
   - alerts.yaml
 scrape_configs:
-  {{- include "clinops.scrapeJob" (list . "clinops-operator" "clinops-operator" "metrics") | nindent 2 }}
-  {{- include "clinops.scrapeJob" (list . "clinops-ingest" "clinops-ingest" "metrics") | nindent 2 }}
+  {{- include "clinops.scrapeJob" (list . "clinops-operator" "metrics") | nindent 2 }}
+  {{- include "clinops.scrapeJob" (list . "clinops-ingest" "metrics") | nindent 2 }}
   {{- if .Values.monitoring.mlflow }}
-  {{- include "clinops.scrapeJob" (list . "mlflow" "mlflow" "http") | nindent 2 }}
+  {{- include "clinops.scrapeJob" (list . "mlflow" "http") | nindent 2 }}
   {{- end }}
   # Model servers: the operator names each one's Service after its ModelDeployment, the pods' instance label.
   - job_name: clinops-model-server
-    kubernetes_sd_configs:
-      - role: pod
-        namespaces:
-          names: [{{ .Release.Namespace | quote }}]
+    {{- include "clinops.podDiscovery" . | nindent 4 }}
     relabel_configs:
       - source_labels: [__meta_kubernetes_pod_label_app_kubernetes_io_name, __meta_kubernetes_pod_container_port_name]
         regex: "clinops-model-server;http"
@@ -52,10 +54,7 @@ scrape_configs:
   # Flink's reporter port is not declared on its container: every discovered port of a drift job's Flink container
   # is rewritten to it, and the identical targets that leaves are one.
   - job_name: clinops-flink
-    kubernetes_sd_configs:
-      - role: pod
-        namespaces:
-          names: [{{ .Release.Namespace | quote }}]
+    {{- include "clinops.podDiscovery" . | nindent 4 }}
     relabel_configs:
       - source_labels: [__meta_kubernetes_pod_label_app_kubernetes_io_name, __meta_kubernetes_pod_container_name]
         regex: "clinops-drift;flink-main-container"
